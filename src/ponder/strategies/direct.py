@@ -1,0 +1,31 @@
+"""Direct answer: one greedy sample, no visible reasoning. The cheapest baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ponder.strategies import prompts
+from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
+from ponder.verifiers.answers import extract_answer
+
+
+@dataclass(frozen=True, slots=True)
+class DirectParams:
+    temperature: float = 0.0
+    max_tokens: int | None = 64
+    """Per-answer cap; None uses the request's max_tokens."""
+
+
+class Direct(Strategy[DirectParams]):
+    name = "direct"
+    summary = "one sample, answer only"
+    Params = DirectParams
+
+    async def run(self, problem: Problem, ctx: RunContext) -> Answer:
+        params = self.sampling(ctx, temperature=self.params.temperature,
+                               max_tokens=self.params.max_tokens, n=1)
+        [[completion]] = await ctx.generate([problem.chat(prompts.DIRECT)], params,
+                                            strategy=self.name)
+        answer = extract_answer(completion.text, problem.kind) or completion.text.strip() or None
+        candidate = Candidate(completion.text, answer, finish_reason=completion.finish_reason)
+        return Answer(completion.text, answer, self.name, [candidate], ledger=ctx.ledger)
