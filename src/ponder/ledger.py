@@ -195,7 +195,7 @@ class Ledger:
 _current_ledger: contextvars.ContextVar[Ledger | None] = contextvars.ContextVar(
     "ponder_ledger", default=None)
 _current_scope: contextvars.ContextVar[_Scope] = contextvars.ContextVar(
-    "ponder_ledger_scope", default=_Scope())
+    "ponder_ledger_scope", default=_Scope())  # noqa: B039 - _Scope is frozen
 
 
 def current_ledger() -> Ledger | None:

@@ -159,7 +159,7 @@ def resolve_model(spec: str | None, progress: Progress | None = None) -> tuple[s
     if spec in KNOWN_MODELS:
         return spec, KNOWN_MODELS[spec].ensure(progress)
     path = Path(spec).expanduser()
-    if path.suffix == ".gguf" or path.exists() or os.sep in spec and not _looks_like_repo(spec):
+    if path.suffix == ".gguf" or path.exists() or (os.sep in spec and not _looks_like_repo(spec)):
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         return path.stem, path

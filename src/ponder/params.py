@@ -76,8 +76,9 @@ class SamplingParams:
         _check(isinstance(self.n, int) and self.n >= 1, "n", "an integer >= 1", self.n)
         _check(self.seed is None or isinstance(self.seed, int), "seed", "an integer or None",
                self.seed)
-        _check(self.logprobs is None or (isinstance(self.logprobs, int) and 0 <= self.logprobs <= 20),
-               "logprobs", "None or an integer in [0, 20]", self.logprobs)
+        _check(self.logprobs is None
+               or (isinstance(self.logprobs, int) and 0 <= self.logprobs <= 20), "logprobs",
+               "None or an integer in [0, 20]", self.logprobs)
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         elif not isinstance(self.stop, tuple):

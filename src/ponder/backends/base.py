@@ -64,7 +64,7 @@ def is_chat(prompt: Prompt) -> bool:
     return not isinstance(prompt, str)
 
 
-class Backend(abc.ABC):
+class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
     """Base class of every backend. Subclasses implement ``_agenerate`` or ``_generate``.
 
     Capabilities are declared as class attributes; strategies check the flag,

@@ -268,7 +268,7 @@ class EmbeddedBackend(Backend):
             if not active:
                 return
             self._batch_clear()
-            for i, seq in enumerate(active):
+            for seq in active:
                 self._batch_add(seq.generated[-1], len(seq.kv_tokens), seq.seq_id, True)
             self._decode()
             for i, seq in enumerate(active):

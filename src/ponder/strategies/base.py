@@ -20,7 +20,7 @@ from ponder.backends.base import Backend, Completion, Message, Prompt
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.ledger import Ledger, Phase
 from ponder.params import SamplingParams
-from ponder.verifiers.answers import AnswerKind
+from ponder.verifiers.answers import AnswerKind, extract_answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,14 @@ class Candidate:
     answer: str | None
     score: float | None = None
     finish_reason: str = "stop"
+    tokens: int = 0
+    """Completion tokens this candidate cost."""
+
+    @classmethod
+    def from_completion(cls, completion: Completion, kind: AnswerKind) -> Candidate:
+        return cls(completion.text, extract_answer(completion.text, kind),
+                   finish_reason=completion.finish_reason,
+                   tokens=completion.usage.completion_tokens)
 
 
 @dataclass

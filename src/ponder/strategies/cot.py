@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from ponder.strategies import prompts
 from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
-from ponder.verifiers.answers import extract_answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +31,6 @@ class ChainOfThought(Strategy[ChainOfThoughtParams]):
                                max_tokens=self.params.max_tokens, n=1)
         [[completion]] = await ctx.generate([problem.chat(prompts.COT)], params,
                                             strategy=self.name)
-        answer = extract_answer(completion.text, problem.kind)
-        candidate = Candidate(completion.text, answer, finish_reason=completion.finish_reason)
-        return Answer(completion.text, answer, self.name, [candidate], ledger=ctx.ledger)
+        candidate = Candidate.from_completion(completion, problem.kind)
+        return Answer(completion.text, candidate.answer, self.name, [candidate],
+                      ledger=ctx.ledger)

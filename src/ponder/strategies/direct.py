@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ponder.strategies import prompts
 from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
-from ponder.verifiers.answers import extract_answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,8 @@ class Direct(Strategy[DirectParams]):
                                max_tokens=self.params.max_tokens, n=1)
         [[completion]] = await ctx.generate([problem.chat(prompts.DIRECT)], params,
                                             strategy=self.name)
-        answer = extract_answer(completion.text, problem.kind) or completion.text.strip() or None
-        candidate = Candidate(completion.text, answer, finish_reason=completion.finish_reason)
-        return Answer(completion.text, answer, self.name, [candidate], ledger=ctx.ledger)
+        candidate = Candidate.from_completion(completion, problem.kind)
+        if candidate.answer is None and completion.text.strip():
+            candidate = dataclasses.replace(candidate, answer=completion.text.strip())
+        return Answer(completion.text, candidate.answer, self.name, [candidate],
+                      ledger=ctx.ledger)

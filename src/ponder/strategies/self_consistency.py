@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from ponder.errors import ConfigError
 from ponder.strategies import prompts
 from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
-from ponder.verifiers.answers import extract_answer
 from ponder.verifiers.voting import vote
 
 
@@ -42,8 +41,7 @@ class SelfConsistency(Strategy[SelfConsistencyParams]):
                                max_tokens=self.params.max_tokens)
         [completions] = await ctx.generate([problem.chat(prompts.COT)], params,
                                            strategy=self.name)
-        candidates = [Candidate(c.text, extract_answer(c.text, problem.kind),
-                                finish_reason=c.finish_reason) for c in completions]
+        candidates = [Candidate.from_completion(c, problem.kind) for c in completions]
         result = vote([c.answer for c in candidates], problem.kind)
         chosen = candidates[result.winner_index] if result.winner_index is not None \
             else candidates[0]

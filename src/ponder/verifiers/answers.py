@@ -9,7 +9,9 @@ to ``math-verify`` for symbolic answers (fractions, LaTeX, expressions).
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Literal
@@ -89,18 +91,21 @@ def answers_equal(a: str | None, b: str | None, kind: AnswerKind = "math") -> bo
 def _math_verify_equal(gold: str, pred: str) -> bool:
     from math_verify import parse, verify
 
+    # math-verify's timeouts use SIGALRM, which only works in the main thread;
+    # elsewhere they are off and it logs a warning per call, which we silence.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
     try:
-        # timeouts use SIGALRM, which only works in the main thread: disable them
-        parsed_gold = parse(_as_latex(gold), parsing_timeout=None)
-        parsed_pred = parse(_as_latex(pred), parsing_timeout=None)
+        parsed_gold = parse(_as_latex(gold), parsing_timeout=timeout)
+        parsed_pred = parse(_as_latex(pred), parsing_timeout=timeout)
         return bool(parsed_gold and parsed_pred and verify(parsed_gold, parsed_pred,
-                                                          timeout_seconds=None))
+                                                          timeout_seconds=timeout))
     except Exception:  # math-verify raises on exotic input; unequal is the safe answer
         return False
 
 
 def _as_latex(answer: str) -> str:
-    return answer if "$" in answer or "\\" in answer else f"${answer}$"
+    return answer if "$" in answer else f"${answer}$"
 
 
 def _last_boxed(text: str) -> str | None:

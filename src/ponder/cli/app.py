@@ -1,0 +1,65 @@
+"""The typer app and its error boundary: a ``PonderError`` is one red line, no traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from ponder import __version__
+from ponder.errors import PonderError
+
+app = typer.Typer(
+    name="ponder",
+    help="ponder: decide how much a language model thinks, when, and about what.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ponder {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """ponder: decide how much a language model thinks, when, and about what."""
+
+
+def _register_commands() -> None:
+    from ponder.cli import ask, models, strategies
+
+    for module in (ask, models, strategies):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        result = app(standalone_mode=False)
+    except PonderError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+        sys.exit(2)
+    except click.ClickException as exc:
+        err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
