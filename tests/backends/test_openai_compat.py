@@ -77,7 +77,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, str(HELPER), "--model", str(model_path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
+             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
+             # The batch thread count defaults to every core; on a busy 2-core machine the
+             # OpenMP workers then stall prompt evaluation for seconds. One thread is enough.
+             "--n_threads_batch", "1"],
             stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_ready(proc, port, log)
@@ -92,8 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def backend(server: Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAICompatBackend]:
-    monkeypatch.delenv("PONDER_MODEL", raising=False)
+def backend(server: Server) -> Iterator[OpenAICompatBackend]:
     be = OpenAICompatBackend(server.url, timeout=30.0, max_retries=0)
     yield be
     be.close()
@@ -174,13 +176,21 @@ def test_sync_generate_twice_reuses_its_loop(backend: OpenAICompatBackend) -> No
     assert len(backend._states) == 1  # one client, bound to the private loop thread
 
 
-def test_list_models(backend: OpenAICompatBackend, server: Server) -> None:
-    assert backend.list_models() == [server.model_id]
+def test_list_models_sync_and_async(backend: OpenAICompatBackend, server: Server) -> None:
+    assert backend.run_sync(backend.list_models()) == [server.model_id]  # as `ponder models`
+
+    async def listed() -> list[str]:
+        try:
+            return await backend.list_models()
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(listed()) == [server.model_id]
 
 
 def test_closed_backend_refuses_work(server: Server) -> None:
     be = OpenAICompatBackend(server.url, model="m", max_retries=0)
-    assert be.list_models()
+    assert be.run_sync(be.list_models())
     be.close()
     with pytest.raises(BackendError, match="closed"):
         be.generate([CHAT], SHORT)
@@ -210,7 +220,7 @@ def test_wrong_path_is_a_404_with_status(server: Server) -> None:
         with pytest.raises(RemoteError) as info:
             be.generate([CHAT], SHORT)
         with pytest.raises(RemoteError) as listing:
-            be.list_models()  # model resolution and `ponder models` take this path
+            be.run_sync(be.list_models())  # model resolution and `ponder models` take this path
     finally:
         be.close()
     assert info.value.status == 404

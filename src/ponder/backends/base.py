@@ -24,7 +24,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ponder.errors import CapabilityError, ConfigError
+from ponder.errors import BackendError, CapabilityError, ConfigError
 from ponder.ledger import Usage, current_ledger
 from ponder.params import SamplingParams
 
@@ -87,6 +87,7 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
     def __init__(self) -> None:
         self._portal: _LoopThread | None = None
         self._portal_lock = threading.Lock()
+        self._closed = False
 
     # -- the protocol -------------------------------------------------------
 
@@ -128,9 +129,11 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
 
     def close(self) -> None:
         """Release the model or connections. The backend is unusable afterwards."""
-        if self._portal is not None:
-            self._portal.stop()
-            self._portal = None
+        with self._portal_lock:
+            self._closed = True
+            if self._portal is not None:
+                self._portal.stop()
+                self._portal = None
 
     def describe(self) -> dict[str, Any]:
         """What ``ponder models`` prints about this backend."""
@@ -161,9 +164,13 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
         one loop across many sync calls.
         """
         with self._portal_lock:
+            if self._closed:
+                coro.close()
+                raise BackendError(f"the {self.kind} backend is closed")
             if self._portal is None:
                 self._portal = _LoopThread(f"ponder-{self.kind}")
-        return self._portal.run(coro)
+            portal = self._portal
+        return portal.run(coro)
 
     # -- internals ----------------------------------------------------------
 

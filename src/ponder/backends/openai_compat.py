@@ -11,10 +11,13 @@ messages kept whole; raw string prompts go to the second, continued verbatim.
   several choices, its whole usage goes on the first ``Completion`` and the
   others get ``Usage()``, so ledger totals are exactly what the engine billed.
   Prefix caching is the engine's business; its ``cached_tokens`` are reported.
+  Engines do not return token ids: ``Completion.token_ids`` is None and
+  ``TokenLogprob.token_id`` is -1 (unless vLLM spells tokens ``token_id:N``).
 * **Event loops.** An ``AsyncOpenAI`` client (its connection pool) and the
   concurrency semaphore belong to one event loop. They are created lazily for
   each loop the backend is used from: the private loop thread behind the sync
-  ``generate``, and the loop of each async caller. A long-lived caller loop
+  ``generate``, and the loop of each async caller (so ``max_concurrency`` is
+  per loop). A long-lived caller loop
   keeps its client; async callers may ``await aclose()`` before their loop ends.
 * **Errors.** Retries with backoff on 429, 5xx and connection errors are the
   SDK's (``max_retries``). Whatever fails at last becomes a ``RemoteError``
@@ -84,19 +87,14 @@ class OpenAICompatBackend(Backend):
         self._states: dict[int, _LoopState] = {}
         self._states_lock = threading.Lock()
         self._closing: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     # -- public helpers -----------------------------------------------------
 
-    async def alist_models(self) -> list[str]:
-        """Model ids the engine serves (GET /models)."""
+    async def list_models(self) -> list[str]:
+        """Model ids the engine serves (GET /models); sync: ``run_sync(list_models())``."""
         state = self._state()
         page = await self._call(state, "GET", "/models", lambda: state.client.models.list())
         return [m.id for m in (getattr(page, "data", None) or [])]
-
-    def list_models(self) -> list[str]:
-        """Sync facade of ``alist_models`` (used by ``ponder models``)."""
-        return self.run_sync(self.alist_models())
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "base_url": self.base_url, "honours_n": self.honours_n}
@@ -110,9 +108,9 @@ class OpenAICompatBackend(Backend):
             await state.client.close()
 
     def close(self) -> None:
+        """Close each loop's client on that loop (skipping loops already closed)."""
         with self._states_lock:
             states, self._states = list(self._states.values()), {}
-            self._closed = True
         for state in states:
             self._close_state(state)
         super().close()
@@ -121,8 +119,8 @@ class OpenAICompatBackend(Backend):
 
     async def _agenerate(self, prompts: list[Prompt],
                          params: SamplingParams) -> list[list[Completion]]:
+        model = await self._resolve_model()
         state = self._state()
-        model = await self._resolve_model(state)
         groups = await asyncio.gather(*(self._sample(state, model, p, params) for p in prompts))
         return list(groups)
 
@@ -168,7 +166,7 @@ class OpenAICompatBackend(Backend):
             if self._closed:
                 raise BackendError("the openai backend is closed")
             for key in [k for k, s in self._states.items() if s.loop.is_closed()]:
-                del self._states[key]  # a finished loop's sockets went with it
+                del self._states[key]  # too late to close its client; GC reclaims the sockets
             state = self._states.get(id(loop))
             if state is None or state.loop is not loop:
                 client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key,
@@ -193,14 +191,13 @@ class OpenAICompatBackend(Backend):
         elif loop.is_running():
             asyncio.run_coroutine_threadsafe(state.client.close(), loop).result(timeout=10)
 
-    async def _resolve_model(self, state: _LoopState) -> str:
+    async def _resolve_model(self) -> str:
         """The model id: the constructor's, $PONDER_MODEL, or the engine's first model."""
         if self._model_id is None:
-            page = await self._call(state, "GET", "/models", lambda: state.client.models.list())
-            ids = [m.id for m in (getattr(page, "data", None) or [])]
+            ids = await self.list_models()
             if not ids:
-                raise RemoteError(f"{self._url('/models')} lists no models; pass a model name",
-                                  url=self._url("/models"))
+                url = self._url("/models")
+                raise RemoteError(f"{url} lists no models; pass a model name", url=url)
             self._model_id = self.model = ids[0]
         return self._model_id
 
