@@ -53,7 +53,7 @@ def run_ponder(backend: EmbeddedBackend, n: int, tokens: int, seed: int) -> tupl
     ledger = Ledger()
     params = SamplingParams(n=n, max_tokens=tokens, min_tokens=tokens, temperature=0.7,
                             seed=seed)
-    backend._cached = []  # noqa: SLF001 - a cold prompt, like the baseline's first call
+    backend.reset_cache()  # a cold prompt, like the baseline's first call
     started = time.perf_counter()
     with ledger.activate():
         [completions] = backend.generate([PROMPT], params)

@@ -20,7 +20,7 @@ import abc
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -58,6 +58,14 @@ class Completion:
     token_ids: tuple[int, ...] | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     tool_calls: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """A piece of a streamed completion. The last chunk carries the whole ``Completion``."""
+
+    text: str
+    completion: Completion | None = None
 
 
 def is_chat(prompt: Prompt) -> bool:
@@ -111,6 +119,25 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
             return result
         return self.run_sync(self.agenerate(prompts, params))
 
+    async def astream(self, prompt: Prompt, params: SamplingParams
+                      ) -> AsyncIterator[StreamChunk]:
+        """Text deltas of one completion as they are decoded, then a final chunk with it.
+
+        Backends without real streaming yield the whole text at once. The call is
+        recorded in the ledger when the stream ends.
+        """
+        if params.n != 1:
+            raise ConfigError("streaming returns one completion: n must be 1")
+        self._validate([prompt], params)
+        started = time.perf_counter()
+        final: Completion | None = None
+        async for chunk in self._astream(prompt, params):
+            if chunk.completion is not None:
+                final = chunk.completion
+            yield chunk
+        if final is not None:
+            self._record([[final]], time.perf_counter() - started)
+
     async def acomplete(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
         """Convenience: the completions of a single prompt."""
         return (await self.agenerate([prompt], params))[0]
@@ -156,6 +183,11 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
 
     def _generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
         raise NotImplementedError  # pragma: no cover - sentinel, see generate()
+
+    async def _astream(self, prompt: Prompt, params: SamplingParams
+                       ) -> AsyncIterator[StreamChunk]:
+        [[completion]] = await self._agenerate([prompt], params)
+        yield StreamChunk(completion.text, completion)
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on this backend's private event loop thread.

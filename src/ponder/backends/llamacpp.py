@@ -23,16 +23,25 @@ thread, so the event loop stays free).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import ctypes
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ponder.backends.base import Backend, Completion, Message, Prompt, TokenLogprob
+from ponder.backends.base import (
+    Backend,
+    Completion,
+    Message,
+    Prompt,
+    StreamChunk,
+    TokenLogprob,
+)
 from ponder.errors import BackendError, ConfigError, ModelError
 from ponder.ledger import Usage
 from ponder.model_files import Progress, resolve_model
@@ -68,6 +77,9 @@ class _Seq:
     text: str | None = None
     cached_prompt: int = 0
     """Prompt tokens this sample did not prefill (prefix cache or a forked sibling)."""
+    on_text: Callable[[str], bool] | None = None
+    """Streaming sink for new text; returning False cancels the sample."""
+    emitted: int = 0
 
 
 class EmbeddedBackend(Backend):
@@ -157,6 +169,12 @@ class EmbeddedBackend(Backend):
         except Exception as exc:
             raise ConfigError(f"chat template failed on these messages: {exc}") from exc
 
+    def reset_cache(self) -> None:
+        """Forget the cached prefix (the next call prefills from scratch)."""
+        with self._lock:
+            self._ll.llama_memory_seq_rm(self._mem, -1, -1, -1)
+            self._cached = []
+
     @property
     def cached_tokens(self) -> int:
         """How many tokens of sequence 0 are in the KV cache (for tests and stats)."""
@@ -177,7 +195,42 @@ class EmbeddedBackend(Backend):
 
     # -- generation ---------------------------------------------------------
 
-    def _generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
+    async def _astream(self, prompt: Prompt, params: SamplingParams
+                       ) -> AsyncIterator[StreamChunk]:
+        """Decode in a worker thread; text deltas cross to the event loop through a queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | Completion | BaseException] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def on_text(delta: str) -> bool:
+            loop.call_soon_threadsafe(queue.put_nowait, delta)
+            return not cancelled.is_set()
+
+        def work() -> None:
+            try:
+                [[done]] = self._generate([prompt], params, on_text=on_text)
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+            except BaseException as exc:  # re-raised in the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        worker = loop.run_in_executor(None, contextvars.copy_context().run, work)
+        sent = 0
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Completion):
+                    yield StreamChunk(item.text[sent:], item)
+                    return
+                sent += len(item)
+                yield StreamChunk(item)
+        finally:
+            cancelled.set()
+            await asyncio.shield(worker)
+
+    def _generate(self, prompts: list[Prompt], params: SamplingParams, *,
+                  on_text: Callable[[str], bool] | None = None) -> list[list[Completion]]:
         encoded = [self._encode(p) for p in prompts]
         for tokens in encoded:
             if len(tokens) + params.max_tokens > self.n_ctx:
@@ -189,7 +242,7 @@ class EmbeddedBackend(Backend):
             if self._batch is None:
                 raise BackendError("the embedded backend is closed")
             for wave in self._plan_waves(encoded, params):
-                for seq in self._run_wave(wave, encoded, params):
+                for seq in self._run_wave(wave, encoded, params, on_text):
                     results[seq.prompt_index][seq.sample_index] = self._completion(
                         seq, encoded, params)
         return [[c for c in group if c is not None] for group in results]
@@ -216,7 +269,8 @@ class EmbeddedBackend(Backend):
         return waves
 
     def _run_wave(self, wave: list[tuple[int, int]], encoded: list[list[int]],
-                  params: SamplingParams) -> list[_Seq]:
+                  params: SamplingParams, on_text: Callable[[str], bool] | None = None
+                  ) -> list[_Seq]:
         ll = self._ll
         for s in range(1, self.n_seq_max):
             ll.llama_memory_seq_rm(self._mem, s, -1, -1)
@@ -225,7 +279,7 @@ class EmbeddedBackend(Backend):
         first_logits: dict[int, np.ndarray] = {}
         for seq_id, (p, j) in enumerate(wave):
             tokens = encoded[p]
-            seq = _Seq(seq_id, p, j, [], _rng(params.seed, p, j))
+            seq = _Seq(seq_id, p, j, [], _rng(params.seed, p, j), on_text=on_text)
             if p not in bases:
                 seq.cached_prompt, first_logits[p] = self._prefill(
                     seq, tokens, base=seqs[0] if seqs else None)
@@ -328,6 +382,19 @@ class EmbeddedBackend(Backend):
                 return
         if len(seq.generated) >= params.max_tokens:
             seq.finish_reason = "length"
+        elif seq.on_text is not None and not self._emit(seq, params):
+            seq.finish_reason = "cancelled"
+
+    def _emit(self, seq: _Seq, params: SamplingParams) -> bool:
+        """Send decoded text to the stream, holding back what may start a stop string."""
+        assert seq.on_text is not None
+        text = seq.text_bytes.decode("utf-8", errors="ignore")
+        hold = max((len(s) for s in params.stop), default=1) - 1
+        upto = len(text) - hold
+        if upto <= seq.emitted:
+            return True
+        delta, seq.emitted = text[seq.emitted:upto], upto
+        return seq.on_text(delta)
 
     def _completion(self, seq: _Seq, encoded: list[list[int]],
                     params: SamplingParams) -> Completion:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ponder.cli.options import (
@@ -72,7 +73,8 @@ def ask(
 
 
 def _print_answer(answer: Answer, model: str, wall: float) -> None:
-    console.print(f"[bold]Answer:[/] {answer.answer if answer.answer is not None else '(none)'}")
+    shown = escape(answer.answer) if answer.answer is not None else "(none)"
+    console.print(f"[bold]Answer:[/] {shown}")
     if answer.confidence is not None:
         console.print(f"[dim]confidence {answer.confidence:.0%}[/]")
     if answer.votes:
@@ -80,13 +82,13 @@ def _print_answer(answer: Answer, model: str, wall: float) -> None:
         votes.add_column("answer")
         votes.add_column("votes", justify="right")
         for value, count in answer.votes.items():
-            votes.add_row(value, str(count))
+            votes.add_row(escape(value), str(count))
         unanswered = answer.info.get("unanswered")
         if unanswered:
             votes.add_row("[dim](no answer)[/]", str(unanswered))
         console.print(votes)
     elif answer.text and answer.text.strip() != (answer.answer or ""):
-        console.print(f"[dim]{answer.text.strip()}[/]")
+        console.print(f"[dim]{escape(answer.text.strip())}[/]")
     console.print(_compute_table(answer, model, wall))
 
 
