@@ -48,7 +48,7 @@ class Engine:
             else self.registry.create(strategy, dict(params or {}))
         ctx = RunContext(backend=self.backend, ledger=Ledger(),
                          sampling=sampling or SamplingParams(),
-                         max_total_tokens=max_total_tokens)
+                         max_total_tokens=max_total_tokens, registry=self.registry)
         return await runner.run(problem, ctx)
 
     def ask(self, problem: str | Problem, **kwargs: Any) -> Answer:

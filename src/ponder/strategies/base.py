@@ -12,15 +12,19 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ponder.backends.base import Backend, Completion, Message, Prompt
+from ponder.backends.base import Backend, Completion, Message, Prompt, StreamChunk
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.ledger import Ledger, Phase
 from ponder.params import SamplingParams
 from ponder.verifiers.answers import AnswerKind, extract_answer
+from ponder.verifiers.base import Verifier
+
+if TYPE_CHECKING:
+    from ponder.strategies.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,10 @@ class RunContext:
     max_total_tokens: int | None = None
     """Completion-token budget for the whole run; calls are trimmed to fit, then refused."""
     phase: Phase = "test"
+    verifier: Verifier | None = None
+    """The request's verifier, for strategies that score candidates (None: their default)."""
+    registry: Registry | None = None
+    """For strategies that run other strategies (composition)."""
 
     def remaining_tokens(self) -> int | None:
         if self.max_total_tokens is None:
@@ -118,6 +126,14 @@ class RunContext:
         params = self._fit_budget(params, len(prompts))
         with self.ledger.activate(), Ledger.scope(phase=self.phase, strategy=strategy):
             return await self.backend.agenerate(prompts, params)
+
+    async def stream(self, prompt: Prompt, params: SamplingParams, *,
+                     strategy: str) -> AsyncIterator[StreamChunk]:
+        """Stream one completion under the budget; the ledger row carries ``strategy``."""
+        params = self._fit_budget(params.with_(n=1), 1)
+        with self.ledger.activate(), Ledger.scope(phase=self.phase, strategy=strategy):
+            async for chunk in self.backend.astream(prompt, params):
+                yield chunk
 
     def _fit_budget(self, params: SamplingParams, n_prompts: int) -> SamplingParams:
         remaining = self.remaining_tokens()
@@ -154,6 +170,16 @@ class Strategy(Generic[P]):
 
     async def run(self, problem: Problem, ctx: RunContext) -> Answer:
         raise NotImplementedError
+
+    async def stream(self, problem: Problem, ctx: RunContext) -> AsyncIterator[str | Answer]:
+        """Text as it is produced, then the ``Answer``.
+
+        Single-sample strategies override this to pass tokens through; the
+        default (multi-sample strategies) yields the chosen text once it is known.
+        """
+        answer = await self.run(problem, ctx)
+        yield answer.text
+        yield answer
 
     def sampling(self, ctx: RunContext, **overrides: Any) -> SamplingParams:
         """The request's sampling defaults with this strategy's overrides (None = keep)."""

@@ -7,6 +7,7 @@ sampling strategies are compared with.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ponder.strategies import prompts
@@ -27,10 +28,20 @@ class ChainOfThought(Strategy[ChainOfThoughtParams]):
     Params = ChainOfThoughtParams
 
     async def run(self, problem: Problem, ctx: RunContext) -> Answer:
+        answer: Answer | None = None
+        async for item in self.stream(problem, ctx):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    async def stream(self, problem: Problem, ctx: RunContext) -> AsyncIterator[str | Answer]:
         params = self.sampling(ctx, temperature=self.params.temperature,
                                max_tokens=self.params.max_tokens, n=1)
-        [[completion]] = await ctx.generate([problem.chat(prompts.COT)], params,
-                                            strategy=self.name)
-        candidate = Candidate.from_completion(completion, problem.kind)
-        return Answer(completion.text, candidate.answer, self.name, [candidate],
-                      ledger=ctx.ledger)
+        async for chunk in ctx.stream(problem.chat(prompts.COT), params, strategy=self.name):
+            if chunk.text:
+                yield chunk.text
+            if chunk.completion is not None:
+                candidate = Candidate.from_completion(chunk.completion, problem.kind)
+                yield Answer(chunk.completion.text, candidate.answer, self.name, [candidate],
+                             ledger=ctx.ledger)
