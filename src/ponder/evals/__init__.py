@@ -1,0 +1,1 @@
+"""Evaluation: datasets and generators (runner, metrics and reports to come)."""
