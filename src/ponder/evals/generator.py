@@ -189,10 +189,12 @@ def generate(count: int, difficulty: Difficulty | None = None, *, queries: int =
 
 def difficulty_ladder() -> list[Difficulty]:
     """Bins from trivial to hard for a small CPU model (the default benchmark tiers)."""
+    # Qwen2.5-Coder-0.5B with greedy CoT (6 items each): (1, 1) 6/6; (2, 2) 2/6;
+    # (2, 4, distractor) 0/6. The bins in between are where compute can help.
     return [
         Difficulty(entities=1, steps=1, number_max=10),
+        Difficulty(entities=2, steps=1, number_max=20),
+        Difficulty(entities=1, steps=2, number_max=20),
         Difficulty(entities=2, steps=2, number_max=20),
-        Difficulty(entities=2, steps=4, number_max=30, distractors=1),
-        Difficulty(entities=3, steps=6, number_max=50, distractors=2),
-        Difficulty(entities=4, steps=8, number_max=100, distractors=3),
+        Difficulty(entities=2, steps=3, number_max=30, distractors=1),
     ]
