@@ -22,8 +22,10 @@ def ponder(*args: str, home: Path, timeout: float = 300) -> subprocess.Completed
 def test_ask_self_consistency_end_to_end_on_the_default_model(ponder_home: Path) -> None:
     """Fresh PONDER_HOME: the model is assembled from its chunk packages, then used."""
     n = 4
+    # early_stop=false: all n samples in one call, to check the shared prefill below
     run = ponder("ask", QUESTION, "--strategy", "self-consistency", "-n", str(n),
-                 "--max-tokens", "200", "--seed", "0", "--json", home=ponder_home)
+                 "--param", "early_stop=false", "--max-tokens", "200", "--seed", "0", "--json",
+                 home=ponder_home)
     assert run.returncode == 0, run.stderr
     assert (ponder_home / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").is_file()
     out = json.loads(run.stdout)

@@ -28,6 +28,7 @@ import contextvars
 import ctypes
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,47 @@ class EmbeddedBackend(Backend):
         with self._lock:
             self._ll.llama_memory_seq_rm(self._mem, -1, -1, -1)
             self._cached = []
+
+    def prompt_logprobs(self, prompt: str, continuation: str) -> list[TokenLogprob]:
+        """Per-token logprobs of ``continuation`` after the raw ``prompt``, without sampling.
+
+        For predictability, log p(question | context). The prompt reuses the
+        cached prefix; the continuation is decoded in one pass with logits on.
+        Holds the backend lock; the ledger gets one row of prompt tokens only.
+        """
+        head, tail = self._encode(prompt), self.tokenize(continuation)
+        if not tail:
+            raise ConfigError("the continuation to score is empty")
+        tokens = head + tail
+        if len(tokens) > self.n_ctx:
+            raise ConfigError(f"prompt + continuation ({len(tokens)} tokens) exceeds the "
+                              f"context window of {self.n_ctx} tokens")
+        started = time.perf_counter()
+        with self._lock:
+            if self._batch is None:
+                raise BackendError("the embedded backend is closed")
+            common = min(_common_prefix(self._cached, tokens), len(head) - 1)
+            self._ll.llama_memory_seq_rm(self._mem, 0, common, -1)
+            self._cached = tokens[:common]
+            scores = self._score(tokens, common, len(head))
+            self._cached = list(tokens)
+        usage = Usage(prompt_tokens=len(tokens), cached_prompt_tokens=common)
+        self._record([[Completion("", "stop", usage)]], time.perf_counter() - started)
+        return scores
+
+    def _score(self, tokens: list[int], start: int, first: int) -> list[TokenLogprob]:
+        """Decode ``tokens[start:]`` into sequence 0; logprobs of ``tokens[first:]``."""
+        out: list[TokenLogprob] = []
+        for begin in range(start, len(tokens), self.n_batch):
+            chunk = tokens[begin:begin + self.n_batch]
+            self._batch_clear()
+            for k, tok in enumerate(chunk):
+                self._batch_add(tok, begin + k, 0, want_logits=first - 1 <= begin + k
+                                < len(tokens) - 1)
+            self._decode()
+            out.extend(self._logprob(tokens[begin + k + 1], self._logits(k), 0)
+                       for k in range(len(chunk)) if first - 1 <= begin + k < len(tokens) - 1)
+        return out
 
     @property
     def cached_tokens(self) -> int:

@@ -35,10 +35,17 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register_commands() -> None:
-    from ponder.cli import ask, models, strategies
+    from ponder.cli import ask, models, serve, strategies
 
-    for module in (ask, models, strategies):
+    for module in (ask, models, strategies, serve):
         module.register(app)
+    from ponder.cli import eval as eval_commands
+
+    eval_commands.register(app)
+    from ponder.cli import contexts, sleep
+
+    contexts.register(app)
+    sleep.register(app)
 
 
 _register_commands()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ponder.cli.contexts import DatabaseOpt, ask_with_context, check_context
 from ponder.cli.options import (
     ApiKeyOpt,
     BackendOpt,
@@ -49,6 +50,10 @@ def ask(
     api_key: ApiKeyOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")
                        ] = False,
+    context: Annotated[int | None, typer.Option(
+        "--context", help="Answer about a stored context, with what sleep-time compute learned "
+                          "about it (see `ponder contexts`).")] = None,
+    database_url: DatabaseOpt = None,
 ) -> None:
     """Answer QUESTION with a test-time strategy and print the answer, votes and compute."""
     options = parse_key_values(param)
@@ -58,11 +63,17 @@ def ask(
     runner = Registry.from_entry_points().create(strategy, options)
     sampling = SamplingParams(max_tokens=max_tokens, seed=seed)
     problem = Problem(question, system=system, kind="text" if kind == "text" else "math")
+    if context is not None:
+        check_context(context, database_url)
     with engine_from_options(backend, base_url, model, api_key) as engine:
         started = time.perf_counter()
         with err_console.status(f"thinking ({strategy} on {engine.backend.model})…"):
-            answer = engine.ask(problem, strategy=runner, sampling=sampling,
-                                max_total_tokens=max_total_tokens)
+            if context is not None:
+                answer = ask_with_context(engine, problem, runner, context, sampling,
+                                          max_total_tokens, database_url)
+            else:
+                answer = engine.ask(problem, strategy=runner, sampling=sampling,
+                                    max_total_tokens=max_total_tokens)
         wall = time.perf_counter() - started
         if as_json:
             out = answer.to_dict() | {"backend": engine.backend.kind,
@@ -70,6 +81,10 @@ def ask(
             console.print_json(json.dumps(out))
         else:
             _print_answer(answer, engine.backend.model, wall)
+            if context is not None:
+                learned = answer.info.get("learned_version")
+                console.print(f"[dim]context {context}, learned version "
+                              f"{learned if learned else 'none (not slept on yet)'}[/]")
 
 
 def _print_answer(answer: Answer, model: str, wall: float) -> None:

@@ -83,6 +83,8 @@ class _Story:
         self.item = rng.choice(ITEMS)
         self.names = rng.sample(NAMES, difficulty.entities * 2)[:difficulty.entities]
         self.counts: dict[str, int] = {}
+        self.start: dict[str, int] = {}
+        """Counts right after the introduction (for multi-query "at the start" questions)."""
         self.sentences: list[str] = []
         self.trace: list[str] = []
 
@@ -114,6 +116,7 @@ class _Story:
             else:
                 self.counts[name] = self.number(2)
                 self.say(f"{name} has {self.counts[name]} {self.item}.")
+        self.start = dict(self.counts)
 
     def step(self) -> None:
         name = self.rng.choice(self.names)
@@ -159,6 +162,9 @@ class _Story:
             pool.append(Query(f"How many {self.item} do they have in total?",
                               sum(self.counts.values())))
         self.rng.shuffle(pool)
+        if len(pool) < count:  # appended after the shuffle: earlier outputs stay the same
+            pool.extend(Query(f"How many {self.item} did {n} have at the start?", c)
+                        for n, c in self.start.items())
         return pool[:count]
 
 

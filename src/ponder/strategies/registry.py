@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ponder.errors import ConfigError
+from ponder.strategies import compose
 from ponder.strategies.base import Strategy
 
 ENTRY_POINT_GROUP = "ponder.strategies"
@@ -71,6 +72,9 @@ class Registry:
                               f"(available: {', '.join(sorted(self._items))})") from None
 
     def create(self, name: str, options: dict[str, Any] | None = None) -> Strategy[Any]:
+        """A strategy by name, or by a composition spec such as "a(n=4)|b" (see ``compose``)."""
+        if compose.is_spec(name):
+            return compose.build(name, self, options)
         return self.get(name).cls.from_options(options or {})
 
     def __contains__(self, name: object) -> bool:

@@ -136,3 +136,50 @@ def _clean(answer: str) -> str:
     answer = re.sub(r"^\$+|\$+$", "", answer.strip())
     answer = re.sub(r"\\text\{([^}]*)\}", r"\1", answer)
     return answer.strip().rstrip(".").strip()
+
+
+_CHOICE_PATTERNS = (
+    r"\\boxed\{\s*\(?([{L}])\)?\s*\}",
+    r"(?i:final answer|answer|correct (?:option|choice))\s*(?i:is)?\s*[:=]?\s*"
+    r"(?:\(([{L}{l}])\)|([{L}])(?![A-Za-z]))",
+    r"^\s*\(?([{L}])\)?[.):]?\s*$",
+    r"(?<![A-Za-z])\(([{L}])\)",
+)
+
+
+def extract_choice(text: str, letters: str = "ABCDE") -> str | None:
+    """The multiple-choice letter ``text`` settles on ("Answer: (C)", "\\boxed{B}", "D.").
+
+    Tries a boxed letter, then an answer phrase, then a line that is only a letter,
+    then a parenthesised letter; the last match of the first pattern that hits wins.
+    Letters are upper case, except "(b)" after an answer phrase ("the answer is a
+    number" has no choice in it).
+    """
+    if not text or not letters:
+        return None
+    upper = re.escape(letters.upper())
+    lower = re.escape(letters.lower())
+    for template in _CHOICE_PATTERNS:
+        pattern = template.replace("{L}", upper).replace("{l}", lower)
+        hits = [h if isinstance(h, str) else next(g for g in h if g)
+                for h in re.findall(pattern, text, re.MULTILINE)]
+        if hits:
+            return hits[-1].upper()
+    return None
+
+
+def numbers_close(a: str | None, b: str | None, *, rel_tol: float = 1e-6,
+                  abs_tol: float = 1e-9) -> bool:
+    """Whether two answers are numbers within a tolerance ("3.3333" vs "10/3" at rel_tol=1e-4).
+
+    Non-numbers are never close; use ``answers_equal`` for exact or symbolic equality.
+    """
+    if a is None or b is None:
+        return False
+    na, nb = canonical_number(a), canonical_number(b)
+    if na is None or nb is None:
+        return False
+    if rel_tol < 0 or abs_tol < 0:
+        raise ValueError(f"tolerances must be >= 0, got rel_tol={rel_tol}, abs_tol={abs_tol}")
+    return abs(float(na) - float(nb)) <= max(rel_tol * max(abs(float(na)), abs(float(nb))),
+                                             abs_tol)

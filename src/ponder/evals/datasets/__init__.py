@@ -2,7 +2,9 @@
 
 Loaders register under the ``ponder.datasets`` entry-point group, built-ins
 included, so a plugin adds a dataset with one line in its ``pyproject.toml``.
-A loader is ``load(spec: DatasetSpec, seed: int) -> Dataset``. Nothing is
+A loader is ``load(spec: DatasetSpec, seed: int) -> Dataset``; its module may
+define ``SUMMARY`` (a string, or a mapping by name) and ``LICENCE`` for
+``ponder eval datasets``. Nothing is
 downloaded at run time: built-ins read files shipped in the package, a path
 the user gives, or the Hub when the user names it and has ``datasets``.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -45,9 +47,13 @@ def available_datasets() -> list[DatasetInfo]:
     infos = []
     for ep in _entry_points().values():
         module = importlib.import_module(ep.module)
-        doc = (module.__doc__ or "").strip().splitlines()
-        infos.append(DatasetInfo(ep.name, ep.dist.name if ep.dist else "?",
-                                 doc[0] if doc else "", getattr(module, "LICENCE", "")))
+        summary = getattr(module, "SUMMARY", None)
+        if isinstance(summary, Mapping):
+            summary = summary.get(ep.name)
+        if not summary:
+            summary = ((module.__doc__ or "").strip().splitlines() or [""])[0]
+        infos.append(DatasetInfo(ep.name, ep.dist.name if ep.dist else "?", str(summary),
+                                 str(getattr(module, "LICENCE", ""))))
     return sorted(infos, key=lambda i: i.name)
 
 

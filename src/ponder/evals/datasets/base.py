@@ -10,7 +10,7 @@ plus how to grade them, so a resumed run sees the same items in the same order.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,14 @@ class Dataset:
     def __iter__(self) -> Iterator[EvalItem]:
         return iter(self.items)
 
-    def grade(self, item: EvalItem, answer: Answer) -> bool:
+    def problem(self, item: EvalItem) -> Problem:
+        """What the strategy is asked. Datasets of other problem types override this."""
+        return item.problem()
+
+    def grade(self, item: EvalItem, answer: Answer) -> bool | Awaitable[bool]:
         """Whether the run's final answer matches the gold one (numbers exactly, math
-        symbolically). Datasets graded otherwise (code run against tests) override this."""
+        symbolically). Datasets graded otherwise (code run against tests in a sandbox)
+        override this; the runner awaits the result when it is awaitable."""
         return answers_equal(item.answer, answer.answer, item.kind)
 
 

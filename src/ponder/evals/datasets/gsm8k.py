@@ -16,6 +16,7 @@ from ponder.errors import ConfigError
 from ponder.evals.datasets.base import Dataset, DatasetSpec, EvalItem, Options, require
 from ponder.evals.datasets.files import from_source
 
+SUMMARY = "GSM8K grade-school math (200 train items shipped; any GSM8K-format file; Hub)"
 LICENCE = "MIT (c) 2021 OpenAI; see ponder/evals/datasets/data/gsm8k/LICENSE"
 SHIPPED = "gsm8k/train-200.jsonl"
 
@@ -24,7 +25,7 @@ _CALCULATOR = re.compile(r"<<[^>]*>>")
 
 def final_answer(solution: str) -> str:
     """The text after the last ``####`` of a GSM8K-style solution, without thousands commas."""
-    head, sep, tail = solution.rpartition("####")
+    _, sep, tail = solution.rpartition("####")
     if not sep:
         raise ConfigError("a GSM8K answer must end with '#### <final answer>'")
     answer = tail.strip().splitlines()[0].strip() if tail.strip() else ""

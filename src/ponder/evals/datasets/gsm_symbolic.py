@@ -44,6 +44,11 @@ from ponder.evals.datasets.symbolic_template import (
     sample_instance,
 )
 
+SUMMARY = {
+    "gsm-symbolic": "GSM-Symbolic from your copy: templates (sampled) or generated JSONL",
+    "stateful-gsm-symbolic": "GSM-Symbolic split into context (all but the last sentence) "
+                             "and question",
+}
 LICENCE = ("CC BY-NC-ND 4.0 (Apple, GSM-Symbolic): non-commercial use; do not redistribute "
            "the data or anything derived from it")
 VARIANT_LEVEL = {"symbolic": 0, "p1": 1, "p2": 2}

@@ -13,6 +13,7 @@ from typing import Any
 from ponder.evals.datasets.base import Dataset, DatasetSpec, EvalItem, Options, require
 from ponder.evals.datasets.files import from_source
 
+SUMMARY = "MATH-500 competition math (100 items shipped, 20 per level; any file; Hub)"
 LICENCE = ("MIT (c) 2023 OpenAI (PRM800K) and MIT (c) 2021 Dan Hendrycks (MATH); "
            "see ponder/evals/datasets/data/math500/")
 SHIPPED = "math500/test-100.jsonl"

@@ -27,6 +27,7 @@ then evaluated without builtins. Apple did not publish its word pools
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import random
 import re
@@ -97,6 +98,7 @@ _ALLOWED_CALLS = frozenset({
     "shuffle_list", "frange",
 })
 _ALLOWED_ATTRIBUTES = frozenset({"np.arange", "np.random.randint"})
+_BUILTIN_NAMES = _ALLOWED_CALLS | frozenset(POOLS) | {"np"}
 _ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call,
                   ast.Name, ast.Constant, ast.List, ast.Tuple, ast.IfExp, ast.Attribute,
                   ast.Subscript, ast.Slice, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
@@ -104,12 +106,22 @@ _ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compar
 
 
 @dataclass(frozen=True, slots=True)
+class Expression:
+    source: str
+    code: CodeType
+    names: frozenset[str]
+    """The template variables it reads."""
+
+
+@dataclass(frozen=True, slots=True)
 class Assignment:
     names: tuple[str, ...]
-    code: CodeType
-    source: str
+    expression: Expression
     is_sample: bool
     """The right side is a ``sample(...)`` call (already a pick, not a domain)."""
+    checks: tuple[Expression, ...] = ()
+    """Conditions whose variables are all bound once this assignment is made, checked
+    right away so a doomed draw is abandoned early."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +132,10 @@ class Template:
     variant: str
     body: str
     init: tuple[Assignment, ...]
-    conditions: tuple[tuple[str, CodeType], ...]
-    answer: CodeType
+    answer: Expression
     original_id: int | None = None
+    first_checks: tuple[Expression, ...] = ()
+    """Conditions on slot defaults only (checked before any draw)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,34 +160,42 @@ def parse_template(record: Mapping[str, Any], variant: str) -> Template:
     if "answer" not in sections:
         raise TemplateError(f"template {variant}/{tid}: no #answer section")
     where = f"template {variant}/{tid}"
-    answer_text = sections["answer"].strip().strip("{}").strip()
-    conditions = _bullets(sections.get("conditions", ""))
-    return Template(
-        id=tid, variant=variant, body=parts[0].strip(),
-        init=tuple(_assignment(line, where) for line in _bullets(sections.get("init", ""))),
-        conditions=tuple((c, _compile(c, where)) for c in conditions),
-        answer=_compile(answer_text, where),
-        original_id=record.get("id_orig"),
-    )
+    body = parts[0].strip()
+    init = [_assignment(line, where) for line in _bullets(sections.get("init", ""))]
+    answer = _compile(sections["answer"].strip().strip("{}").strip(), where)
+    conditions = [_compile(c, where) for c in _bullets(sections.get("conditions", ""))]
+    drawn = {n for a in init for n in a.names}
+    bound = {name for name, _ in _SLOT.findall(body)} - drawn  # fixed at their defaults
+    _check_names([answer, *conditions, *(a.expression for a in init)], bound | drawn, where)
+    # a template variable may shadow a pool name ("multiple"): it waits for its draw
+    first = [c for c in conditions if c.names & drawn == set()]
+    staged = []
+    for assignment in init:
+        bound |= set(assignment.names)
+        ready = [c for c in conditions if c.names & drawn <= bound and c not in first
+                 and all(c not in a.checks for a in staged)]
+        staged.append(dataclasses.replace(assignment, checks=tuple(ready)))
+    return Template(tid, variant, body, tuple(staged), answer, record.get("id_orig"),
+                    tuple(first))
 
 
 def sample_instance(template: Template, rng: random.Random, *,
-                    max_tries: int = 20_000) -> Instance:
+                    max_tries: int = 100_000) -> Instance:
     """Draw variables until every condition holds; render the question and the answer."""
     functions = _functions(rng)
     defaults = {name: _default_value(text) for name, text in _SLOT.findall(template.body)}
+    texts = {k: str(v) for k, v in defaults.items()}
     for _ in range(max_tries):
-        values, texts = dict(defaults), {k: str(v) for k, v in defaults.items()}
+        values = dict(defaults)
+        env = {**functions, **values}
         try:
-            for assignment in template.init:
-                _assign(assignment, {**functions, **values}, rng, values, texts, template)
-            env = {**functions, **values}
-            if not all(_evaluate(code, env, template, text) for text, code in template.conditions):
+            if not _draw(template, rng, env, values):
                 continue
-            answer = _evaluate(template.answer, env, template, "#answer")
+            answer = _evaluate(template.answer, env)
         except (ArithmeticError, ValueError, TypeError, IndexError):
             continue
-        return Instance(_render(template.body, texts), format_number(answer), values)
+        drawn = {name: _text(values[name]) for a in template.init for name in a.names}
+        return Instance(_render(template.body, texts | drawn), format_number(answer), values)
     raise TemplateError(f"template {template.variant}/{template.id}: no sample met its "
                         f"conditions in {max_tries} tries")
 
@@ -200,9 +221,11 @@ def format_number(value: Any) -> str:
 
 def number_words(n: int) -> str:
     """0 <= n < 1000 in words ("forty-two")."""
-    ones = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-            "fourteen fifteen sixteen seventeen eighteen nineteen").split()
-    tens = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    ones = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+            "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+            "seventeen", "eighteen", "nineteen")
+    tens = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+            "ninety")
     if n < 20:
         return ones[n]
     if n < 100:
@@ -225,14 +248,22 @@ def _assignment(line: str, where: str) -> Assignment:
     names = tuple(n.strip().lstrip("$").strip() for n in left.split(","))
     if not all(n.isidentifier() and not n.startswith("_") for n in names):
         raise TemplateError(f"{where}: bad variable names in {line!r}")
-    code = _compile(right.strip(), where)
-    tree = ast.parse(right.strip(), mode="eval").body
+    expression = _compile(right.strip(), where)
+    tree = ast.parse(expression.source, mode="eval").body
     is_sample = isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) \
         and tree.func.id in ("sample", "sample_sequential")
-    return Assignment(names, code, line, is_sample)
+    return Assignment(names, expression, is_sample)
 
 
-def _compile(expression: str, where: str) -> CodeType:
+def _check_names(expressions: Iterable[Expression], bound: set[str], where: str) -> None:
+    for expression in expressions:
+        unknown = sorted(expression.names - bound - _BUILTIN_NAMES)
+        if unknown:
+            raise TemplateError(f"{where}: name {unknown[0]!r} is not defined "
+                                f"(in {expression.source!r})")
+
+
+def _compile(expression: str, where: str) -> Expression:
     expression = _DOLLAR_NAME.sub("", expression)
     try:
         tree = ast.parse(expression, mode="eval")
@@ -250,7 +281,8 @@ def _compile(expression: str, where: str) -> CodeType:
         if isinstance(node, ast.Attribute) and _call_name(node) not in _ALLOWED_ATTRIBUTES \
                 and _call_name(node) != "np.random":
             raise TemplateError(f"{where}: attribute {_call_name(node)!r} is not allowed")
-    return compile(tree, where, "eval")
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return Expression(expression, compile(tree, where, "eval"), frozenset(names))
 
 
 def _call_name(node: ast.expr) -> str:
@@ -265,8 +297,10 @@ def _call_name(node: ast.expr) -> str:
 
 def _functions(rng: random.Random) -> dict[str, Any]:
     def sample(pool: Iterable[Any], k: int | None = None) -> Any:
-        items = [_as_choice(x) for x in pool]
-        return rng.choice(items) if k is None else rng.sample(items, k)
+        items = pool if isinstance(pool, list | tuple | range) else list(pool)
+        if k is None:
+            return _as_choice(items[rng.randrange(len(items))])
+        return [_as_choice(x) for x in rng.sample(items, k)]
 
     def sample_sequential(pool: Sequence[Any], k: int) -> list[Any]:
         start = rng.randint(0, len(pool) - k)
@@ -291,24 +325,37 @@ def _functions(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def _draw(template: Template, rng: random.Random, env: dict[str, Any],
+          values: dict[str, Any]) -> bool:
+    """Draw every variable in order (into ``env`` too); False once a condition fails."""
+    if not all(_evaluate(c, env) for c in template.first_checks):
+        return False
+    for assignment in template.init:
+        _assign(assignment, env, rng, values)
+        if not all(_evaluate(c, env) for c in assignment.checks):
+            return False
+    return True
+
+
 def _assign(assignment: Assignment, env: dict[str, Any], rng: random.Random,
-            values: dict[str, Any], texts: dict[str, str], template: Template) -> None:
-    result = _evaluate(assignment.code, env, template, assignment.source)
+            values: dict[str, Any]) -> None:
+    result = _evaluate(assignment.expression, env)
     if len(assignment.names) == 1:
         picked = [result if assignment.is_sample else _pick(result, rng)]
     else:
         picked = list(result)
         if len(picked) != len(assignment.names):
-            raise TemplateError(f"template {template.variant}/{template.id}: "
-                                f"{assignment.source!r} gives {len(picked)} values")
+            raise ValueError(f"{assignment.expression.source!r} gives {len(picked)} values")
     for name, raw in zip(assignment.names, picked, strict=True):
         value = _as_choice(raw)
-        if isinstance(value, Choice):
-            values[name], texts[name] = _Worded(_exact(value.value), value.text), value.text
-        else:
-            values[name] = _exact(value)
-            texts[name] = format_number(values[name]) \
-                if isinstance(values[name], int | Fraction) else str(value)
+        values[name] = env[name] = _Worded(_exact(value.value), value.text) \
+            if isinstance(value, Choice) else _exact(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, _Worded):
+        return value.text
+    return format_number(value) if isinstance(value, int | Fraction) else str(value)
 
 
 def _pick(domain: Any, rng: random.Random) -> Any:
@@ -319,12 +366,8 @@ def _pick(domain: Any, rng: random.Random) -> Any:
     return domain
 
 
-def _evaluate(code: CodeType, env: dict[str, Any], template: Template, source: str) -> Any:
-    try:
-        return eval(code, {"__builtins__": {}}, env)  # noqa: S307 - validated by _compile
-    except NameError as exc:
-        raise TemplateError(f"template {template.variant}/{template.id}: {exc} in "
-                            f"{source!r}") from None
+def _evaluate(expression: Expression, env: dict[str, Any]) -> Any:
+    return eval(expression.code, {"__builtins__": {}}, env)  # vetted by _compile
 
 
 def _render(body: str, texts: Mapping[str, str]) -> str:

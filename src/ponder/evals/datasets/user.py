@@ -18,6 +18,8 @@ from ponder.errors import ConfigError
 from ponder.evals.datasets.base import Dataset, DatasetSpec, EvalItem, Options, read_jsonl
 from ponder.evals.datasets.gsm8k import final_answer
 
+SUMMARY = "your JSONL file with a field mapping (question=, answer=, context=, ...)"
+LICENCE = "yours"
 _MISSING = object()
 
 
@@ -36,7 +38,7 @@ def load(spec: DatasetSpec, seed: int = 0) -> Dataset:
                   for index, record in enumerate(read_jsonl(path)))
     grouped = sum(item.context is not None for item in items)
     return Dataset(spec.name, items, source=f"{path} ({grouped} items with a context)",
-                   licence="user data")
+                   licence=LICENCE)
 
 
 def _item(record: Mapping[str, Any], index: int, fields: Mapping[str, str | None], kind: str,

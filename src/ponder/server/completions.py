@@ -1,0 +1,88 @@
+"""POST /v1/completions: raw continuation, or a named strategy on the prompt as a question.
+
+Without a strategy (no ``ponder.strategy``, no ``<strategy>/`` model prefix,
+no ``ponder.reasoning_effort``) the prompt is continued verbatim, as every
+OpenAI-compatible engine does; the server's default strategy does not apply
+here. With one, each prompt is the question the strategy answers. Several
+prompts give ``len(prompt) * n`` choices, prompt-major.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from ponder.server import runs
+from ponder.server.deps import admit, engine_of, require_api_key, settings_of
+from ponder.server.models import resolve_model
+from ponder.server.protocol import (
+    CompletionRequest,
+    CompletionResponse,
+    RunSpec,
+    TextChoice,
+    UsageInfo,
+    new_id,
+    now,
+)
+from ponder.server.streaming import EventStreamResponse, events, sse
+from ponder.strategies.base import Answer
+
+ENDPOINT = "/v1/completions"
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+@router.post(ENDPOINT, response_model=None)
+async def completions(body: CompletionRequest, request: Request
+                      ) -> CompletionResponse | Response:
+    started = time.perf_counter()
+    state, engine, settings = request.app.state, engine_of(request), settings_of(request)
+    spec = body.to_run_spec(settings, model_strategy=resolve_model(body.model, engine))
+    spec = await state.contexts.prepare(spec)
+    strategy = state.contexts.wrap(spec, runs.make_strategy(engine, spec, settings))
+    choices = runs.make_choices(engine, spec)
+    model = body.model or engine.backend.model
+    slot = admit(request)
+    if spec.stream:
+        return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model, spec),
+                                          endpoint=ENDPOINT, started=started), slot)
+    answers, usage = await runs.complete(state, spec, strategy, choices, slot)
+    return CompletionResponse(
+        id=new_id("cmpl"), created=now(), model=model, usage=usage,
+        choices=[TextChoice(index=c.index, text=_echo(spec, c) + a.text,
+                            finish_reason=runs.finish_reason(a), ponder=runs.choice_info(a))
+                 for c, a in zip(choices, answers, strict=True)])
+
+
+def _echo(spec: RunSpec, choice: runs.Choice) -> str:
+    return choice.problem.question if spec.echo else ""
+
+
+class _Chunks:
+    """``text_completion`` events: the echoed prompt, text deltas, a finish chunk."""
+
+    def __init__(self, model: str, spec: RunSpec) -> None:
+        self.model = model
+        self.spec = spec
+        self.id = new_id("cmpl")
+        self.created = now()
+
+    def _chunk(self, index: int, text: str, finish: str | None = None) -> bytes:
+        return sse(CompletionResponse(id=self.id, created=self.created, model=self.model,
+                                      choices=[TextChoice(index=index, text=text,
+                                                          finish_reason=finish)]))
+
+    def opening(self, choice: runs.Choice) -> list[bytes]:
+        return [self._chunk(choice.index, _echo(self.spec, choice))] if self.spec.echo else []
+
+    def text(self, index: int, text: str) -> bytes:
+        return self._chunk(index, text)
+
+    def closing(self, index: int, answer: Answer) -> list[bytes]:
+        return [self._chunk(index, "", runs.finish_reason(answer))]
+
+    def usage(self, usage: UsageInfo) -> bytes:
+        return sse(CompletionResponse(id=self.id, created=self.created, model=self.model,
+                                      choices=[], usage=usage))

@@ -1,0 +1,100 @@
+"""``ponder eval`` as a real subprocess on the real embedded tiny model (SmolLM2-135M).
+
+SmolLM2 cannot do arithmetic, so these tests check mechanics: cells, rows, ledgers
+within budget, resume, the report. Accuracy is checked on the scripted backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ponder.evals.results import RESULTS_FILE, SPEC_FILE
+
+
+def ponder(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PONDER_HOME": str(home), "COLUMNS": "200",
+           "PONDER_THREADS": os.environ.get("PONDER_THREADS", "1")}
+    return subprocess.run([sys.executable, "-m", "ponder.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, check=False)
+
+
+def rows(cell: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (cell / RESULTS_FILE).read_text().splitlines()]
+
+
+def test_run_resume_and_report_on_the_tiny_model(ponder_home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "tiny"
+    args = ("eval", "run", "--dataset", "gen,per_bin=1", "--strategy", "cot",
+            "--budgets", "8,16", "--limit", "3", "--seed", "1", "--model", "smollm2-135m",
+            "--out", str(out))
+    run = ponder(*args, home=ponder_home)
+    assert run.returncode == 0, run.stderr
+    cells = sorted(p.parent for p in out.glob(f"*/{SPEC_FILE}"))
+    assert [c.name for c in cells] == ["gen_per_bin=1__cot__b16__s1", "gen_per_bin=1__cot__b8__s1"]
+    for cell, budget in zip(cells, (16, 8), strict=True):
+        got = rows(cell)
+        assert [r["index"] for r in got] == [0, 1, 2]
+        for row in got:
+            usage = row["usage"]
+            assert 0 < usage["completion_tokens"] <= budget  # the budget is max_tokens
+            assert usage["entries"][0]["backend"] == "embedded"
+            assert usage["entries"][0]["model"] == "smollm2-135m"
+            assert row["gold"] and isinstance(row["correct"], bool)
+    assert "cot" in run.stdout and "report: ponder eval report" in run.stdout
+
+    again = ponder(*args, home=ponder_home)  # resume: everything is done, nothing is redone
+    assert again.returncode == 0, again.stderr
+    assert [len(rows(c)) for c in cells] == [3, 3]
+
+    html = tmp_path / "report.html"
+    report = ponder("eval", "report", str(out), "--out", str(html), home=ponder_home)
+    assert report.returncode == 0, report.stderr
+    text = html.read_text()
+    marker = '<img alt="accuracy_vs_tokens" src="data:image/png;base64,'
+    assert marker in text
+    encoded = text.split(marker, 1)[1].split('"', 1)[0]
+    assert base64.b64decode(encoded).startswith(b"\x89PNG\r\n\x1a\n")
+    assert text.count("<table>") == 3 and "gen,per_bin=1" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budgets", "8,x"], "--budgets must be comma-separated integers"),
+    (["--budget-mode", "both"], "--budget-mode must be one of sample, total"),
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--param", "n=0"], "n must be an integer >= 1"),
+    (["--param", "beams=2"], "no strategy among cot, self-consistency has a parameter"),
+    (["--param", "tpo.n=2"], "'tpo' is not one of the strategies being run"),
+    (["--limit", "0"], "limit must be >= 1"),
+])
+def test_bad_options_fail_in_one_line_before_loading_a_model(
+        args: list[str], message: str, ponder_home: Path, tmp_path: Path) -> None:
+    run = ponder("eval", "run", "--dataset", "gen", "--strategy", "cot", "--strategy",
+                 "self-consistency", "--model", "/nonexistent.gguf", "--out",
+                 str(tmp_path / "x"), *args, home=ponder_home, timeout=60)
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+    assert message in lines[0]
+
+
+def test_datasets_and_compare_commands(ponder_home: Path, tmp_path: Path) -> None:
+    listing = ponder("eval", "datasets", home=ponder_home, timeout=60)
+    assert listing.returncode == 0
+    for name in ("gen", "multi-query", "gsm8k", "math500", "stateful-gsm-symbolic", "jsonl"):
+        assert name in listing.stdout
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, correct in ((a, [True, False, False]), (b, [True, True, True])):
+        folder.mkdir()
+        (folder / RESULTS_FILE).write_text("".join(
+            json.dumps({"id": f"i{i}", "correct": c}) + "\n" for i, c in enumerate(correct)))
+    compare = ponder("eval", "compare", str(a), str(b), home=ponder_home, timeout=60)
+    assert compare.returncode == 0, compare.stderr
+    assert "33.3%" in compare.stdout and "100.0%" in compare.stdout
+    assert "0.5" in compare.stdout  # McNemar p for 0 vs 2 discordant pairs
