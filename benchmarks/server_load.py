@@ -2,12 +2,11 @@
 
 Three phases, one model process busy at a time (run with PONDER_THREADS=1 next to others):
 
-1. **Library.** The same chat request answered in-process (``Engine.aask``, and the
-   first token through ``Strategy.stream``), ``--rounds`` times.
-2. **Server, one client.** The same request through ``ponder serve`` (a subprocess on
-   127.0.0.1) with the openai client, streaming. Overhead = server wall / library wall - 1;
-   first-token overhead = server TTFT - library TTFT.
-3. **Load.** ``--clients`` concurrent streaming clients (at most the server's
+1. **Library vs server, one client.** The same chat request (cot, greedy), answered
+   in-process through ``Strategy.stream`` and through ``ponder serve`` (a subprocess on
+   127.0.0.1, read with plain httpx), ``--rounds`` times each, interleaved. Overhead =
+   server wall / library wall - 1; first-token overhead = server TTFT - library TTFT.
+2. **Load.** ``--clients`` concurrent streaming clients (at most the server's
    concurrency cap), ``--requests`` each: throughput, p50/p99 latency, errors (should be
    0). Then ``2 x cap`` clients at once: everything beyond the cap must be a clean 429
    with Retry-After, nothing else.
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import socket
@@ -74,60 +74,63 @@ def main() -> None:
     if args.clients > args.cap:
         parser.error("--clients must be <= --cap (the above-cap phase runs 2 x cap)")
     backend = EmbeddedBackend(args.model, n_ctx=4096)
+    engine = Engine(backend)
     no_eos = {t: -100.0 for t in sorted(backend._eog_set)}
-    library = asyncio.run(_library(Engine(backend), args.max_tokens, no_eos, args.rounds))
-    backend.close()
     print(f"model {args.model}, {platform.machine()} x {os.cpu_count()} cores, "
           f"PONDER_THREADS={os.environ.get('PONDER_THREADS', '-')}, "
           f"max_tokens={args.max_tokens}")
-    _report("library (Engine.aask / Strategy.stream)", library)
     with _server(args.model, args.cap) as (base_url, model):
-        bias = {str(t): v for t, v in no_eos.items()}
-        target = (base_url, model, args.max_tokens, bias)
-        single = asyncio.run(_server_single(target, args.rounds))
-        _report("server, one streaming client", single)
+        target = (base_url, model, args.max_tokens, {str(t): v for t, v in no_eos.items()})
+        library, single = Timing(), Timing()
+        for _ in range(args.rounds):  # interleaved, so load from elsewhere hits both alike
+            asyncio.run(_library(engine, args.max_tokens, no_eos, library))
+            asyncio.run(_server_single(target, single))
+        _report("library (Strategy.stream, in-process)", library)
+        _report("server (one streaming client, httpx)", single)
         _overhead(library, single)
         under = asyncio.run(_load(target, args.clients, args.requests))
         _report_load(f"{args.clients} concurrent clients x {args.requests} requests", under)
         over = asyncio.run(_load(target, 2 * args.cap, 1))
         _report_load(f"{2 * args.cap} concurrent clients (cap {args.cap})", over)
+    backend.close()
 
 
 async def _library(engine: Engine, max_tokens: int, no_eos: dict[int, float],
-                   rounds: int) -> Timing:
+                   timing: Timing) -> None:
+    """One run of the request in-process: cot's stream, timed to its first token and end."""
     sampling = SamplingParams(max_tokens=max_tokens, temperature=0, logit_bias=no_eos)
     problem = Problem(QUESTION, messages=({"role": "user", "content": QUESTION},))
-    timing = Timing()
-    for _ in range(rounds):
-        strategy = engine.registry.create("cot", {"temperature": 0, "max_tokens": max_tokens})
-        ctx = RunContext(backend=engine.backend, ledger=Ledger(), sampling=sampling,
-                         registry=engine.registry)
-        started = time.perf_counter()
-        first = None
-        async for item in strategy.stream(problem, ctx):
-            if first is None and isinstance(item, str) and item:
-                first = time.perf_counter() - started
-            if isinstance(item, Answer):
-                timing.tokens += item.ledger.total().completion_tokens
-        timing.first.append(first or 0.0)
-        started = time.perf_counter()
-        answer = await engine.aask(problem, strategy=strategy, sampling=sampling)
-        timing.wall.append(time.perf_counter() - started)
-        assert answer.ledger.total().completion_tokens == max_tokens
-    return timing
+    strategy = engine.registry.create("cot", {"temperature": 0, "max_tokens": max_tokens})
+    ctx = RunContext(backend=engine.backend, ledger=Ledger(), sampling=sampling,
+                     registry=engine.registry)
+    started = time.perf_counter()
+    first = 0.0
+    async for item in strategy.stream(problem, ctx):
+        if not first and isinstance(item, str) and item:
+            first = time.perf_counter() - started
+        if isinstance(item, Answer):
+            timing.tokens += item.ledger.total().completion_tokens
+    timing.wall.append(time.perf_counter() - started)
+    timing.first.append(first)
 
 
-async def _server_single(target: Target, rounds: int) -> Timing:
+async def _server_single(target: Target, timing: Timing) -> None:
+    """One run through the server, read with plain httpx (no SDK parsing on the clock)."""
     base_url, model, max_tokens, bias = target
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="-", max_retries=0, timeout=600)
-    timing = Timing()
-    for _ in range(rounds):
-        wall, first, tokens = await _stream_once(client, model, max_tokens, bias)
-        timing.wall.append(wall)
+    body = {"model": f"cot/{model}", "messages": [{"role": "user", "content": QUESTION}],
+            "max_tokens": max_tokens, "temperature": 0, "logit_bias": bias, "stream": True,
+            "stream_options": {"include_usage": True}}
+    async with httpx.AsyncClient(timeout=600) as client:
+        started = time.perf_counter()
+        first = 0.0
+        async with client.stream("POST", f"{base_url}/chat/completions", json=body) as reply:
+            async for line in reply.aiter_lines():
+                if not first and '"content":"' in line and '"content":""' not in line:
+                    first = time.perf_counter() - started
+                if '"usage":{' in line and '"choices":[]' in line:
+                    timing.tokens += json.loads(line[6:])["usage"]["completion_tokens"]
+        timing.wall.append(time.perf_counter() - started)
         timing.first.append(first)
-        timing.tokens += tokens
-    await client.close()
-    return timing
 
 
 async def _stream_once(client: openai.AsyncOpenAI, model: str, max_tokens: int,

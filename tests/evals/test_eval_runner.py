@@ -17,11 +17,16 @@ from ponder.engine import Engine
 from ponder.errors import BackendError, ConfigError
 from ponder.evals.datasets import load_dataset
 from ponder.evals.results import RESULTS_FILE, SPEC_FILE, SUMMARY_FILE
-from ponder.evals.runner import CellSpec, run_cell, sweep
+from ponder.evals.runner import BudgetMode, CellSpec, run_cell, sweep
 from ponder.params import SamplingParams
 
 DATA = "gen,per_bin=2"  # 10 items, bins 0-4 interleaved
-# self-consistency runs with early_stop=false so each item is exactly one n-sample call
+
+
+def sc(n: int, budget: int, mode: BudgetMode = "sample") -> CellSpec:
+    """Self-consistency without early stopping: each item is exactly one n-sample call."""
+    return CellSpec(DATA, "self-consistency", (("n", str(n)), ("early_stop", "false")), budget,
+                    mode)
 
 
 def lines(cell_dir: Path) -> list[dict[str, object]]:
@@ -57,8 +62,7 @@ def test_self_consistency_votes_are_recorded(tmp_path: Path) -> None:
         right = f"Answer: {gold[question_of(prompt)]}"
         return [right, "Answer: -1", right][:params.n]
 
-    result = run_cell(Engine(ScriptedBackend(respond)),
-                      CellSpec(DATA, "self-consistency", (("n", "3"), ("early_stop", "false")), budget=32), tmp_path)
+    result = run_cell(Engine(ScriptedBackend(respond)), sc(3, 32), tmp_path)
     rows = lines(result.directory)
     assert all(r["correct"] for r in rows)
     assert all(r["votes"] == {r["gold"]: 2, "-1": 1} for r in rows)
@@ -138,17 +142,16 @@ def test_a_changed_spec_does_not_mix_into_an_old_run(tmp_path: Path) -> None:
     spec_path = tmp_path / spec.slug() / SPEC_FILE
     changed = json.loads(spec_path.read_text()) | {"seed": 99}
     spec_path.write_text(json.dumps(changed))
-    with pytest.raises(ConfigError, match="different spec.*seed"):
+    with pytest.raises(ConfigError, match=r"different spec.*seed"):
         run_cell(engine, spec, tmp_path)
 
 
 def test_sample_budget_sets_max_tokens_per_sample(tmp_path: Path) -> None:
     data = load_dataset(DATA)
     engine, backend = oracle_engine(data, words=50)
-    run_cell(engine, CellSpec(DATA, "self-consistency", (("n", "2"), ("early_stop", "false")), budget=16), tmp_path,
-             limit=2)
+    run_cell(engine, sc(2, 16), tmp_path, limit=2)
     assert [params.max_tokens for _, params in backend.calls] == [16, 16]
-    rows = lines(tmp_path / CellSpec(DATA, "self-consistency", (("n", "2"), ("early_stop", "false")), 16).slug())
+    rows = lines(tmp_path / sc(2, 16).slug())
     assert all(r["usage"]["completion_tokens"] == 32 for r in rows)  # 2 samples x 16, cut
     assert not any(r["correct"] for r in rows)  # the answers were cut off
 
@@ -156,12 +159,12 @@ def test_sample_budget_sets_max_tokens_per_sample(tmp_path: Path) -> None:
 def test_total_budget_caps_the_whole_request(tmp_path: Path) -> None:
     data = load_dataset(DATA)
     engine, backend = oracle_engine(data, words=50)
-    spec = CellSpec(DATA, "self-consistency", (("n", "4"), ("early_stop", "false")), budget=40, budget_mode="total")
+    spec = sc(4, 40, "total")
     run_cell(engine, spec, tmp_path, limit=2)
     assert [params.max_tokens for _, params in backend.calls] == [10, 10]  # 40 / 4 samples
     rows = lines(tmp_path / spec.slug())
     assert all(r["usage"]["completion_tokens"] == 40 for r in rows)
-    starved = CellSpec(DATA, "self-consistency", (("n", "8"), ("early_stop", "false")), budget=4, budget_mode="total")
+    starved = sc(8, 4, "total")
     result = run_cell(engine, starved, tmp_path, limit=2)
     for row in result.rows.values():
         assert row["correct"] is False and row["error"].startswith("BudgetExceeded")

@@ -105,7 +105,7 @@ def http(served: Served) -> httpx.Client:
     return httpx.Client(base_url=served.base_url, headers=served.auth, timeout=60)
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(request=BODIES)
 def test_no_5xx_for_any_body(http: httpx.Client, request: tuple[str, Any]) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,14 +14,14 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from ponder.engine import Engine
 from ponder.errors import ConfigError
-from ponder.params import SamplingParams
-from ponder.sleep.records import Amortisation, ContextRecord, LearnedContext
-from ponder.sleep.service import DEFAULT_TEST_BUDGET, SleepService
-from ponder.sleep.store import ContextStore
-from ponder.sleep.triggers import Triggers
-from ponder.strategies.base import Answer, Problem, Strategy
+
+if TYPE_CHECKING:  # ponder.sleep (and SQLAlchemy) load only when a command needs them
+    from ponder.engine import Engine
+    from ponder.params import SamplingParams
+    from ponder.sleep.records import Amortisation, ContextRecord, LearnedContext
+    from ponder.sleep.store import ContextStore
+    from ponder.strategies.base import Answer, Problem, Strategy
 
 console = Console()
 
@@ -32,6 +32,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 contexts_app = typer.Typer(help="Store contexts for sleep-time compute and see what was learned.",
                            no_args_is_help=True)
+
+
+def open_store(url: str | None) -> ContextStore:
+    from ponder.sleep.store import ContextStore
+
+    return ContextStore(url)
 
 
 def read_source(source: str) -> str:
@@ -52,9 +58,11 @@ def add(source: Annotated[str, typer.Argument(help="A text file, or - to read st
                  "idle=SECONDS; or none.")] = "ingest",
         database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Store a raw context; its triggers decide when a sleep job is queued."""
+    from ponder.sleep.triggers import Triggers
+
     parsed = Triggers.parse(triggers)
     text = read_source(source)
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         record = store.add_context(text, name=name, triggers=parsed)
     if as_json:
         console.print_json(json.dumps(_context_json(record)))
@@ -72,7 +80,7 @@ def append(context_id: Annotated[int, typer.Argument(help="The context id.")],
            database_url: DatabaseOpt = None) -> None:
     """Append a turn to a context (a new revision; may fire its every-N trigger)."""
     text = read_source(source)
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         record = store.append(context_id, text)
     console.print(f"context {record.id} is at revision {record.revision} "
                   f"({len(record.raw_text):,} characters)")
@@ -81,7 +89,7 @@ def append(context_id: Annotated[int, typer.Argument(help="The context id.")],
 @contexts_app.command("list")
 def list_(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Every stored context, with its learned version, queries and open jobs."""
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         rows = store.list_contexts()
     if as_json:
         console.print_json(json.dumps([{
@@ -106,7 +114,7 @@ def list_(database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
 def show(context_id: Annotated[int, typer.Argument(help="The context id.")],
          database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """A context: raw text, learned versions, amortisation, jobs and recent queries."""
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         record = store.get_context(context_id)
         learned = store.learned_versions(context_id)
         amortisation = store.amortisation(context_id)
@@ -142,7 +150,7 @@ def show(context_id: Annotated[int, typer.Argument(help="The context id.")],
 def delete(context_id: Annotated[int, typer.Argument(help="The context id.")],
            database_url: DatabaseOpt = None) -> None:
     """Delete a context with its learned versions, jobs and queries."""
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         store.delete_context(context_id)
     console.print(f"context {context_id} deleted")
 
@@ -223,7 +231,9 @@ def ask_with_context(engine: Engine, problem: Problem, runner: Strategy[Any], co
                      sampling: SamplingParams, budget: int | None,
                      database_url: str | None) -> Answer:
     """``ponder ask --context ID``: answer with the context's learned version (if any)."""
-    with ContextStore(database_url) as store:
+    from ponder.sleep.service import DEFAULT_TEST_BUDGET, SleepService
+
+    with open_store(database_url) as store:
         service = SleepService(store, engine.backend, registry=engine.registry)
         return service.ask(problem.question, context_id, strategy=runner, sampling=sampling,
                            budget=budget or DEFAULT_TEST_BUDGET, system=problem.system,
@@ -232,5 +242,5 @@ def ask_with_context(engine: Engine, problem: Problem, runner: Strategy[Any], co
 
 def check_context(context_id: int, database_url: str | None) -> None:
     """Fail on an unknown context id before a model is loaded."""
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         store.get_context(context_id)

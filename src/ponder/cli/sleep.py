@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -17,13 +17,13 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from ponder.cli.contexts import DatabaseOpt
+from ponder.cli.contexts import DatabaseOpt, open_store
 from ponder.cli.options import ApiKeyOpt, BackendOpt, BaseUrlOpt, ModelOpt, engine_from_options
-from ponder.sleep.agent import SleepAgent, SleepEvent, SleepParams
-from ponder.sleep.records import JobOutcome
-from ponder.sleep.service import SleepReport, SleepService
-from ponder.sleep.store import ContextStore
-from ponder.sleep.worker import SleepWorker
+
+if TYPE_CHECKING:  # ponder.sleep (and SQLAlchemy) load only when a command runs
+    from ponder.sleep.agent import SleepEvent, SleepParams
+    from ponder.sleep.records import JobOutcome
+    from ponder.sleep.service import SleepReport
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,6 +54,8 @@ MaxCharsOpt = Annotated[int, typer.Option(help="Cap on the learned context, in c
 
 def _params(rounds: int, samples: int, protocol: str, select: str, max_tokens: int,
             max_chars: int) -> SleepParams:
+    from ponder.sleep.agent import SleepParams
+
     return SleepParams(rounds=rounds, samples=samples, protocol=protocol,  # type: ignore[arg-type]
                        select=select, max_tokens=max_tokens,  # type: ignore[arg-type]
                        max_memory_chars=max_chars)
@@ -67,8 +69,10 @@ def now(context_id: Annotated[int, typer.Argument(help="The context id.")],
         model: ModelOpt = None, api_key: ApiKeyOpt = None, database_url: DatabaseOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Run the sleep agent on context ID now, showing its rethink rounds and tokens."""
+    from ponder.sleep.service import SleepService
+
     params = _params(rounds, samples, protocol, select, max_tokens, max_chars)
-    with ContextStore(database_url) as store:
+    with open_store(database_url) as store:
         store.get_context(context_id)  # fail on a bad id before loading a model
         with engine_from_options(backend, base_url, model, api_key) as engine:
             service = SleepService(store, engine.backend, registry=engine.registry)
@@ -94,8 +98,11 @@ def worker(lease: Annotated[float, typer.Option(help="Lease seconds (renewed whi
            base_url: BaseUrlOpt = None, model: ModelOpt = None, api_key: ApiKeyOpt = None,
            database_url: DatabaseOpt = None) -> None:
     """Process queued sleep jobs until stopped (SIGINT/SIGTERM finish the current job)."""
+    from ponder.sleep.agent import SleepAgent
+    from ponder.sleep.worker import SleepWorker
+
     params = _params(rounds, samples, protocol, select, max_tokens, max_chars)
-    with ContextStore(database_url) as store, \
+    with open_store(database_url) as store, \
             engine_from_options(backend, base_url, model, api_key) as engine:
         runner = SleepWorker(store, engine.backend, SleepAgent(params), lease_seconds=lease,
                              poll_seconds=poll)

@@ -25,6 +25,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ponder.errors import ConfigError
 from ponder.evals.metrics import CellMetrics, amortized_cost, pareto_front, summarize
@@ -159,6 +160,8 @@ def _draw_tokens(ax: Axes, cells: list[RunCell]) -> None:
     xs = [p[0] for p in points if p[0] > 0]
     if xs and max(xs) / min(xs) > 8:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("test-time completion tokens per item")
     ax.set_ylabel("accuracy")
 
@@ -170,6 +173,8 @@ def _draw_budget(ax: Axes, cells: list[RunCell]) -> None:
         ax.errorbar([c.spec.budget for c in group], [c.metrics.accuracy.value for c in group],
                     yerr=_errors(group), marker="o", capsize=3, label=label + mode)
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("budget (max tokens)")
     ax.set_ylabel("accuracy")
 

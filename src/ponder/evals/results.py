@@ -31,20 +31,23 @@ class ResultsLog:
         self.repaired_bytes = 0
         """How many bytes of a torn last line ``open`` cut off (0 if none)."""
 
-    def open(self, spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Create or resume the cell; returns the rows already written, by item id."""
+    def open(self, spec: Mapping[str, Any], info: Mapping[str, Any] | None = None
+             ) -> dict[str, dict[str, Any]]:
+        """Create or resume the cell; returns the rows already written, by item id.
+
+        ``spec`` must match the one on disk; ``info`` (data source, licence) is only stored.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         spec_path = self.directory / SPEC_FILE
         if spec_path.is_file():
             existing = json.loads(spec_path.read_text(encoding="utf-8"))
-            if existing != dict(spec):
-                changed = sorted(k for k in set(existing) | set(spec)
-                                 if existing.get(k) != spec.get(k))
+            changed = sorted(k for k in spec if existing.get(k) != spec[k])
+            if changed:
                 raise ConfigError(f"{self.directory} holds a run with a different spec "
                                   f"({', '.join(changed)} differ); resume it with the same "
                                   f"options or choose another --out")
         else:
-            write_json_atomic(spec_path, spec)
+            write_json_atomic(spec_path, {**spec, **(info or {})})
         self.repaired_bytes = self._repair()
         return read_rows(self.path)
 

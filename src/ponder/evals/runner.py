@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import os
 import re
+import socket
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -130,8 +132,8 @@ async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, spec.seed)
     strategy = engine.registry.create(spec.strategy, dict(spec.params))
     log = ResultsLog(out / spec.slug())
-    done = log.open(spec.to_dict() | {"dataset_source": dataset.source,
-                                      "licence": dataset.licence})
+    done = log.open(spec.to_dict(), {"dataset_source": dataset.source,
+                                     "licence": dataset.licence})
     items = list(enumerate(dataset.items[:limit]))
     result = CellResult(spec, log.directory, dict(done), len(done), log.repaired_bytes)
     pending = [(i, item) for i, item in items if item.id not in done]
@@ -185,6 +187,7 @@ async def solve(engine: Engine, strategy: Strategy[Any], dataset: Dataset, spec:
         "confidence": answer.confidence, "votes": answer.votes,
         "response": answer.text[:RESPONSE_CHARS], "meta": dict(item.meta),
         "usage": ledger.summary(), "wall_seconds": round(time.perf_counter() - started, 4),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
 
 

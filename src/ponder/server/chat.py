@@ -27,6 +27,7 @@ from ponder.server.protocol import (
     DeltaMessage,
     ToolCallOut,
     UsageInfo,
+    json_response,
     new_id,
     now,
 )
@@ -39,8 +40,7 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
 @router.post(ENDPOINT, response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request
-                           ) -> ChatCompletionResponse | Response:
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     started = time.perf_counter()
     state, engine, settings = request.app.state, engine_of(request), settings_of(request)
     spec = body.to_run_spec(settings, model_strategy=resolve_model(body.model, engine))
@@ -53,9 +53,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request
         return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model),
                                           endpoint=ENDPOINT, started=started), slot)
     answers, usage = await runs.complete(state, spec, strategy, choices, slot)
-    return ChatCompletionResponse(id=new_id("chatcmpl"), created=now(), model=model,
-                                  choices=[_choice(i, a) for i, a in enumerate(answers)],
-                                  usage=usage)
+    return json_response(ChatCompletionResponse(
+        id=new_id("chatcmpl"), created=now(), model=model, usage=usage,
+        choices=[_choice(i, a) for i, a in enumerate(answers)]))
 
 
 def _choice(index: int, answer: Answer) -> ChatChoice:

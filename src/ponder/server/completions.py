@@ -23,6 +23,7 @@ from ponder.server.protocol import (
     RunSpec,
     TextChoice,
     UsageInfo,
+    json_response,
     new_id,
     now,
 )
@@ -35,8 +36,7 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
 @router.post(ENDPOINT, response_model=None)
-async def completions(body: CompletionRequest, request: Request
-                      ) -> CompletionResponse | Response:
+async def completions(body: CompletionRequest, request: Request) -> Response:
     started = time.perf_counter()
     state, engine, settings = request.app.state, engine_of(request), settings_of(request)
     spec = body.to_run_spec(settings, model_strategy=resolve_model(body.model, engine))
@@ -49,11 +49,11 @@ async def completions(body: CompletionRequest, request: Request
         return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model, spec),
                                           endpoint=ENDPOINT, started=started), slot)
     answers, usage = await runs.complete(state, spec, strategy, choices, slot)
-    return CompletionResponse(
+    return json_response(CompletionResponse(
         id=new_id("cmpl"), created=now(), model=model, usage=usage,
         choices=[TextChoice(index=c.index, text=_echo(spec, c) + a.text,
                             finish_reason=runs.finish_reason(a), ponder=runs.choice_info(a))
-                 for c, a in zip(choices, answers, strict=True)])
+                 for c, a in zip(choices, answers, strict=True)]))
 
 
 def _echo(spec: RunSpec, choice: runs.Choice) -> str:

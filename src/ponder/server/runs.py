@@ -9,7 +9,9 @@ samples or votes; the strategies do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import typing
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -68,20 +70,27 @@ def make_strategy(engine: Engine, spec: RunSpec, settings: ServerSettings) -> St
     return strategy
 
 
+@functools.lru_cache(maxsize=256)
+def _adapters(params_cls: type[Any]) -> tuple[tuple[str, TypeAdapter[Any]], ...]:
+    """One validator per field of a Params class (a pure memo: classes do not change).
+    Fields of types pydantic cannot check are left to the strategy's own checks."""
+    hints = typing.get_type_hints(params_cls)
+    out = []
+    for field in dataclasses.fields(params_cls):
+        with contextlib.suppress(PydanticSchemaGenerationError):
+            out.append((field.name, TypeAdapter(hints[field.name])))
+    return tuple(out)
+
+
 def _check_types(params: Any, owner: str) -> None:
     """JSON values must match the declared types (a list where an int belongs is a 400)."""
-    hints = typing.get_type_hints(type(params))
-    for field in dataclasses.fields(params):
+    for name, adapter in _adapters(type(params)):
         try:
-            adapter: TypeAdapter[Any] = TypeAdapter(hints[field.name])
-        except PydanticSchemaGenerationError:
-            continue  # a type pydantic cannot check; the strategy checks it
-        try:
-            adapter.validate_python(getattr(params, field.name), strict=True)
+            adapter.validate_python(getattr(params, name), strict=True)
         except ValidationError as exc:
             message = exc.errors()[0]["msg"]
-            raise ApiError(f"strategy {owner!r}: parameter {field.name!r}: {message}",
-                           param=f"ponder.params.{field.name}", code="invalid_value") from None
+            raise ApiError(f"strategy {owner!r}: parameter {name!r}: {message}",
+                           param=f"ponder.params.{name}", code="invalid_value") from None
 
 
 def make_choices(engine: Engine, spec: RunSpec) -> list[Choice]:

@@ -91,7 +91,11 @@ async def stream_choices(strategy: Strategy[Any], choices: Sequence[Choice], *,
             if left <= 0:
                 raise TimeoutError
             try:
-                index, item = await asyncio.wait_for(queue.get(), min(left, progress_interval))
+                if queue.empty():  # a cancelled Queue.get never loses an item
+                    async with asyncio.timeout(min(left, progress_interval)):
+                        index, item = await queue.get()
+                else:
+                    index, item = queue.get_nowait()
             except TimeoutError:
                 if loop.time() - started >= timeout:
                     raise

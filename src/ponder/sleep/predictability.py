@@ -46,9 +46,9 @@ def scoring_prompt(context: str) -> str:
 class PredictabilityScorer:
     """Scores questions against contexts; holds one HTTP client for remote engines."""
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    def __init__(self, timeout: float = 60.0, client: httpx.Client | None = None) -> None:
         self.timeout = timeout
-        self._client: httpx.Client | None = None
+        self._client = client
 
     async def score(self, ctx: RunContext, context: str, question: str
                     ) -> Predictability | None:

@@ -33,8 +33,10 @@ solutions' scores sum highest (search-and-learn's weighted best-of-N)."""
 STEP_DELIMITER = "\n\n"
 
 STEP_INSTRUCTION = (
-    "Solve the problem step by step. Write each step as one short paragraph and separate "
-    "the steps with a blank line. End with a line of the form: Answer: <answer>")
+    "Solve the problem step by step, explaining each step in its own short paragraph "
+    "(separate paragraphs with a blank line). Finish with the line: Answer: <answer>")
+"""Worded so that small models reason first: with "End with a line of the form: Answer:",
+Qwen2.5-0.5B often wrote the answer line straight away."""
 
 _FINAL_ANSWER = re.compile(
     r"\\boxed\s*\{|\banswer\s*(?:is\s*)?[:=]|\bthe (?:final )?answer is\b", re.IGNORECASE)

@@ -5,7 +5,10 @@ A ``CodeProblem`` is a function to write (HumanEval style): the given stub
 strategy may run. Tests run in ``ponder.sandbox`` through a small harness
 program, never in ponder's process; the harness reports one JSON line per
 test, prefixed with a random marker passed on stdin so that a program's own
-prints cannot pass for results.
+prints cannot pass for results. The harness and the program share one
+interpreter, so a program written to forge results could still find the
+marker: result integrity against deliberate forgery is best effort, while the
+host is protected by the sandbox either way.
 """
 
 from __future__ import annotations
