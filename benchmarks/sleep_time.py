@@ -13,7 +13,7 @@ token ratio at equal accuracy, and the amortised cost per query
 (sleep tokens / queries + 10 x test tokens) at 1, 2, 5 and 10 queries per
 context. Saved: a Pareto plot PNG and the numbers as JSON in benchmarks/results/.
 
-    PONDER_THREADS=1 python benchmarks/sleep_time.py [--contexts 4] [--queries 4]
+    PONDER_THREADS=1 python benchmarks/sleep_time.py [--contexts 3] [--queries 3]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ponder.sleep import SleepParams, SleepService
 from ponder.verifiers.answers import answers_equal
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LEVELS = (("direct", 8), ("cot", 64), ("cot", 160))
+LEVELS = (("direct", 8), ("cot", 48), ("cot", 128))
 """Test-time budgets: (strategy, completion-token cap per question)."""
 QUERIES_PER_CONTEXT = (1, 2, 5, 10)
 
@@ -72,7 +72,7 @@ def main() -> None:
             SleepService.open(f"sqlite:///{tmp}/bench.db", backend=backend) as service:
         params = SleepParams(rounds=args.rounds, max_tokens=args.sleep_tokens)
         for index, problem in enumerate(problems, start=1):
-            sleep_tokens.append(_run_context(service, problem, params, points))
+            sleep_tokens.append(_run_context(service, problem, params, points, args.show_notes))
             print(f"[{time.perf_counter() - started:6.0f} s] context {index}/{len(problems)}: "
                   f"sleep {sleep_tokens[-1]} tokens; " + _progress(points), flush=True)
     backend.close()
@@ -87,8 +87,9 @@ def main() -> None:
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
-    parser.add_argument("--contexts", type=int, default=4)
-    parser.add_argument("--queries", type=int, default=4, help="questions per context")
+    parser.add_argument("--contexts", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=3, help="questions per context")
+    parser.add_argument("--show-notes", action="store_true", help="print each learned context")
     parser.add_argument("--steps", type=int, default=1, help="generator reasoning steps")
     parser.add_argument("--rounds", type=int, default=2, help="sleep rethink rounds")
     parser.add_argument("--sleep-tokens", type=int, default=192,
@@ -98,10 +99,12 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _run_context(service: SleepService, problem: StatefulProblem, params: SleepParams,
-                 points: dict[tuple[str, str, int], Point]) -> int:
+                 points: dict[tuple[str, str, int], Point], show_notes: bool) -> int:
     """Sleep on one context, then answer each question at each budget, both ways."""
     raw = service.add_context(problem.context, triggers="none")
     report = service.sleep_now(raw.id, params=params)
+    if show_notes and report.learned is not None:
+        print(f"context: {problem.context}\nnotes:\n{report.learned.text}\n")
     bare = service.add_context(problem.context, triggers="none")  # never slept on
     # in this order consecutive prompts share their prefix (the KV cache reuses it)
     for condition, context_id in (("sleep", raw.id), ("test-only", bare.id)):

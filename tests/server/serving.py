@@ -33,7 +33,7 @@ class Served:
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def client(self, **kwargs: object) -> openai.OpenAI:
-        options: dict[str, object] = {"base_url": self.base_url, "api_key": API_KEY,
+        options: dict[str, object] = {"base_url": self.base_url, "api_key": self.api_key,
                                       "max_retries": 0, "timeout": 120.0}
         options.update(kwargs)
         return openai.OpenAI(**options)  # type: ignore[arg-type]

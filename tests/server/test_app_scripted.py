@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from ponder.backends.base import Completion, Prompt
 from ponder.backends.scripted import ScriptedBackend
 from ponder.engine import Engine
+from ponder.errors import RemoteError
 from ponder.ledger import Usage
 from ponder.params import SamplingParams
 from ponder.server import ServerSettings, create_app
@@ -213,3 +214,25 @@ def test_metrics_count_tokens_by_phase(four: tuple[TestClient, Any]) -> None:
     assert 'ponder_tokens_total{phase="test",kind="completion"} 3' in text
     assert 'ponder_requests_total{endpoint="/v1/chat/completions",status="200"} 1' in text
     assert 'ponder_request_seconds_count{endpoint="/v1/chat/completions"} 1' in text
+
+
+def test_library_errors_map_to_statuses() -> None:
+    def remote_fails(prompt: Prompt, params: SamplingParams) -> list[str]:
+        raise RemoteError("engine said no", url="http://127.0.0.1:9/v1", status=500)
+
+    for client, _ in make_client(remote_fails):
+        response = client.post("/v1/chat/completions", json={"messages": HI})
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "upstream_error"
+
+
+def test_budget_errors_are_400(four: tuple[TestClient, Any]) -> None:
+    client, _ = four
+    too_small = {"messages": HI, "n": 2, "ponder": {"budget": 1}}
+    error = client.post("/v1/chat/completions", json=too_small).json()["error"]
+    assert (error["param"], error["code"]) == ("ponder.budget", "budget_exceeded")
+    starved = {"model": "self-consistency/m", "messages": HI,
+               "ponder": {"budget": 3, "params": {"n": 8, "early_stop": False}}}
+    response = client.post("/v1/chat/completions", json=starved)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "budget_exceeded"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,20 +137,16 @@ class EventStreamResponse(StreamingResponse):
     disconnects before the body starts (a generator's ``finally`` would not).
     """
 
-    def __init__(self, events: AsyncIterator[bytes], slot: Slot,
-                 on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, events: AsyncIterator[bytes], slot: Slot) -> None:
         super().__init__(with_errors(events), media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.slot = slot
-        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self.slot.release()
-            if self.on_close is not None:
-                self.on_close()
 
 
 class Renderer(Protocol):

@@ -157,8 +157,11 @@ def best_index(beams: Sequence[Beam], how: StepAggregation) -> int:
 def search_answer(strategy: str, problem: Problem, beams: Sequence[Beam], ctx: RunContext, *,
                   aggregation: StepAggregation, select: Selection,
                   info: dict[str, Any]) -> Answer:
-    """The answer of a search, chosen among its finished beams (all beams if none finished)."""
-    pool = [b for b in beams if b.finished] or list(beams)
+    """The answer of a search, chosen among its finished beams that state an answer (else
+    among its finished beams, else among all: a solution cut off at the last depth
+    has no answer line, and its last number is rarely the answer)."""
+    finished = [b for b in beams if b.finished]
+    pool = [b for b in finished if has_final_answer(b.text)] or finished or list(beams)
     info = {**info, "finished": sum(b.finished for b in beams), "select": select}
     if not pool:
         return Answer("", None, strategy, ledger=ctx.ledger, info=info)
