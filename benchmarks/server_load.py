@@ -87,7 +87,7 @@ def main() -> None:
             asyncio.run(_server_single(target, single))
         _report("library (Strategy.stream, in-process)", library)
         _report("server (one streaming client, httpx)", single)
-        _overhead(library, single)
+        _overhead(library, single, _server_first_token(base_url))
         under = asyncio.run(_load(target, args.clients, args.requests))
         _report_load(f"{args.clients} concurrent clients x {args.requests} requests", under)
         over = asyncio.run(_load(target, 2 * args.cap, 1))
@@ -220,10 +220,24 @@ def _report(name: str, timing: Timing) -> None:
           f"{statistics.median(timing.first) * 1000:.1f} ms ({len(timing.wall)} runs)")
 
 
-def _overhead(library: Timing, server: Timing) -> None:
+def _server_first_token(base_url: str) -> float:
+    """Mean time to first token as the server measures it (handler start to first delta)."""
+    text = httpx.get(f"{base_url.removesuffix('/v1')}/metrics").text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("ponder_time_to_first_token_seconds_") and \
+                'endpoint="/v1/chat/completions"' in line:
+            name = line.split("{")[0].rsplit("_", 1)[-1]
+            values[name] = float(line.split()[-1])
+    return values["sum"] / values["count"]
+
+
+def _overhead(library: Timing, server: Timing, server_side_first: float) -> None:
     wall = statistics.median(server.wall) / statistics.median(library.wall) - 1
     first = (statistics.median(server.first) - statistics.median(library.first)) * 1000
-    print(f"server overhead vs library: {wall:+.2%} wall, {first:+.1f} ms to first token")
+    inside = (server_side_first - statistics.mean(library.first)) * 1000
+    print(f"server overhead vs library: {wall:+.2%} wall, {first:+.1f} ms to first token at "
+          f"the client ({inside:+.1f} ms as the server measures it, mean)")
 
 
 def _report_load(name: str, result: tuple[Outcomes, float]) -> None:
