@@ -73,21 +73,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.clients > args.cap:
         parser.error("--clients must be <= --cap (the above-cap phase runs 2 x cap)")
-    backend = EmbeddedBackend(args.model, n_ctx=4096)
-    engine = Engine(backend)
+    engine = Engine.create("embedded", model=args.model)  # built as `ponder serve` builds it
+    backend = engine.backend
+    assert isinstance(backend, EmbeddedBackend)
     no_eos = {t: -100.0 for t in sorted(backend._eog_set)}
     print(f"model {args.model}, {platform.machine()} x {os.cpu_count()} cores, "
           f"PONDER_THREADS={os.environ.get('PONDER_THREADS', '-')}, "
           f"max_tokens={args.max_tokens}")
     with _server(args.model, args.cap) as (base_url, model):
         target = (base_url, model, args.max_tokens, {str(t): v for t, v in no_eos.items()})
-        library, single = Timing(), Timing()
+        library, single, inside = Timing(), Timing(), []
         for _ in range(args.rounds):  # interleaved, so load from elsewhere hits both alike
             asyncio.run(_library(engine, args.max_tokens, no_eos, library))
+            before = _server_first_token(base_url)
             asyncio.run(_server_single(target, single))
+            inside.append(_server_first_token(base_url) - before)
         _report("library (Strategy.stream, in-process)", library)
         _report("server (one streaming client, httpx)", single)
-        _overhead(library, single, _server_first_token(base_url))
+        _overhead(library, single, inside)
         under = asyncio.run(_load(target, args.clients, args.requests))
         _report_load(f"{args.clients} concurrent clients x {args.requests} requests", under)
         over = asyncio.run(_load(target, 2 * args.cap, 1))
@@ -221,7 +224,7 @@ def _report(name: str, timing: Timing) -> None:
 
 
 def _server_first_token(base_url: str) -> float:
-    """Mean time to first token as the server measures it (handler start to first delta)."""
+    """Total time to first token the server has measured (handler start to first delta)."""
     text = httpx.get(f"{base_url.removesuffix('/v1')}/metrics").text
     values = {}
     for line in text.splitlines():
@@ -229,15 +232,18 @@ def _server_first_token(base_url: str) -> float:
                 'endpoint="/v1/chat/completions"' in line:
             name = line.split("{")[0].rsplit("_", 1)[-1]
             values[name] = float(line.split()[-1])
-    return values["sum"] / values["count"]
+    return values.get("sum", 0.0)
 
 
-def _overhead(library: Timing, server: Timing, server_side_first: float) -> None:
+def _overhead(library: Timing, server: Timing, inside: list[float]) -> None:
     wall = statistics.median(server.wall) / statistics.median(library.wall) - 1
     first = (statistics.median(server.first) - statistics.median(library.first)) * 1000
-    inside = (server_side_first - statistics.mean(library.first)) * 1000
+    at_server = (statistics.median(inside) - statistics.median(library.first)) * 1000
     print(f"server overhead vs library: {wall:+.2%} wall, {first:+.1f} ms to first token at "
-          f"the client ({inside:+.1f} ms as the server measures it, mean)")
+          f"the client, {at_server:+.1f} ms as the server measures it (medians)")
+    print("  first token, ms: library " + " ".join(f"{t * 1000:.0f}" for t in library.first)
+          + " | server (client) " + " ".join(f"{t * 1000:.0f}" for t in server.first)
+          + " | server (inside) " + " ".join(f"{t * 1000:.0f}" for t in inside))
 
 
 def _report_load(name: str, result: tuple[Outcomes, float]) -> None:

@@ -13,7 +13,7 @@ token ratio at equal accuracy, and the amortised cost per query
 (sleep tokens / queries + 10 x test tokens) at 1, 2, 5 and 10 queries per
 context. Saved: a Pareto plot PNG and the numbers as JSON in benchmarks/results/.
 
-    PONDER_THREADS=1 python benchmarks/sleep_time.py [--contexts 3] [--queries 3]
+    PONDER_THREADS=1 python benchmarks/sleep_time.py [--contexts 3] [--queries 2]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ponder.sleep import SleepParams, SleepService
 from ponder.verifiers.answers import answers_equal
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LEVELS = (("direct", 8), ("cot", 48), ("cot", 128))
-"""Test-time budgets: (strategy, completion-token cap per question)."""
+LEVELS = "direct:16,cot:128,cot:320"
+"""Test-time budgets: strategy:completion-token cap per question, cheapest first."""
 QUERIES_PER_CONTEXT = (1, 2, 5, 10)
 
 
@@ -65,14 +65,15 @@ def main() -> None:
     backend = EmbeddedBackend(args.model, n_ctx=4096)
     difficulty = Difficulty(entities=2, steps=args.steps, number_max=20)
     problems = generate(args.contexts, difficulty, queries=args.queries, seed=args.seed)
-    points = {(c, s, b): Point(c, s, b) for c in ("test-only", "sleep") for s, b in LEVELS}
+    points = {(c, s, b): Point(c, s, b) for c in ("test-only", "sleep") for s, b in args.levels}
     sleep_tokens: list[int] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, \
             SleepService.open(f"sqlite:///{tmp}/bench.db", backend=backend) as service:
         params = SleepParams(rounds=args.rounds, max_tokens=args.sleep_tokens)
         for index, problem in enumerate(problems, start=1):
-            sleep_tokens.append(_run_context(service, problem, params, points, args.show_notes))
+            sleep_tokens.append(_run_context(service, problem, params, points, args.levels,
+                                             args.show_notes))
             print(f"[{time.perf_counter() - started:6.0f} s] context {index}/{len(problems)}: "
                   f"sleep {sleep_tokens[-1]} tokens; " + _progress(points), flush=True)
     backend.close()
@@ -88,18 +89,24 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--contexts", type=int, default=3)
-    parser.add_argument("--queries", type=int, default=3, help="questions per context")
+    parser.add_argument("--queries", type=int, default=2, help="questions per context")
     parser.add_argument("--show-notes", action="store_true", help="print each learned context")
     parser.add_argument("--steps", type=int, default=1, help="generator reasoning steps")
     parser.add_argument("--rounds", type=int, default=2, help="sleep rethink rounds")
     parser.add_argument("--sleep-tokens", type=int, default=192,
                         help="completion tokens per rethink round")
+    parser.add_argument("--levels", default=LEVELS,
+                        help="test-time budgets, strategy:max_tokens, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.levels = [(name, int(cap)) for name, _, cap in
+                   (item.strip().partition(":") for item in args.levels.split(","))]
+    return args
 
 
 def _run_context(service: SleepService, problem: StatefulProblem, params: SleepParams,
-                 points: dict[tuple[str, str, int], Point], show_notes: bool) -> int:
+                 points: dict[tuple[str, str, int], Point], levels: list[tuple[str, int]],
+                 show_notes: bool) -> int:
     """Sleep on one context, then answer each question at each budget, both ways."""
     raw = service.add_context(problem.context, triggers="none")
     report = service.sleep_now(raw.id, params=params)
@@ -108,7 +115,7 @@ def _run_context(service: SleepService, problem: StatefulProblem, params: SleepP
     bare = service.add_context(problem.context, triggers="none")  # never slept on
     # in this order consecutive prompts share their prefix (the KV cache reuses it)
     for condition, context_id in (("sleep", raw.id), ("test-only", bare.id)):
-        for strategy, budget in LEVELS:
+        for strategy, budget in levels:
             for query in problem.queries:
                 answer = service.ask(query.question, context_id, strategy=strategy,
                                      budget=budget, predictability=False,
@@ -128,8 +135,8 @@ def _progress(points: dict[tuple[str, str, int], Point]) -> str:
 
 def _report(points: dict[tuple[str, str, int], Point], sleep_tokens: list[int],
             args: argparse.Namespace, model: str, seconds: float) -> dict[str, Any]:
-    sleep = [points[("sleep", s, b)] for s, b in LEVELS]
-    test = [points[("test-only", s, b)] for s, b in LEVELS]
+    sleep = [points[("sleep", s, b)] for s, b in args.levels]
+    test = [points[("test-only", s, b)] for s, b in args.levels]
     mean_sleep = statistics.mean(sleep_tokens)
     # equal accuracy: the cheapest sleep point vs the cheapest test-only point that matches it
     best_sleep = min(sleep, key=lambda p: (-p.accuracy, p.mean_tokens))

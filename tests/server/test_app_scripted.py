@@ -89,6 +89,10 @@ def test_precedence_request_then_server_default_then_built_in() -> None:
     both = ChatCompletionRequest.model_validate(
         {"messages": HI, "max_tokens": 7, "max_completion_tokens": 9})
     assert both.to_run_spec(defaults).sampling.max_tokens == 9
+    # a temperature too small to divide by is greedy (found by the fuzz test)
+    tiny = ChatCompletionRequest.model_validate({"messages": HI, "temperature": 1e-101})
+    assert tiny.to_run_spec(defaults).sampling.temperature == 0
+    assert tiny.to_run_spec(defaults).overrides["temperature"] == 0
 
 
 def test_completions_without_a_strategy_continue_raw() -> None:

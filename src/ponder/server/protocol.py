@@ -41,6 +41,7 @@ from ponder.strategies.base import Problem
 logger = logging.getLogger("ponder.server")
 
 _SEED_MIN, _SEED_MAX = -(2**63), 2**63 - 1
+SAMPLING_EPS = 1e-5
 MAX_STOP = 16
 """More stop strings than this is a 400 (OpenAI allows 4)."""
 
@@ -247,15 +248,22 @@ class _GenerationRequest(OpenAIBaseModel):
         top_p = getattr(self, "top_p", None)
         built_in = SamplingParams()
         return SamplingParams(
-            temperature=built_in.temperature if temperature is None else temperature,
+            temperature=built_in.temperature if temperature is None else greedy_below(temperature),
             top_p=built_in.top_p if top_p is None else top_p,
             max_tokens=max_tokens or defaults.default_max_tokens,
             stop=_stops(stop), seed=None if seed is None else seed % 2**64,
             logit_bias=_token_bias(logit_bias))
 
     def _overrides(self, max_tokens: int | None) -> dict[str, Any]:
-        given = {"temperature": getattr(self, "temperature", None), "max_tokens": max_tokens}
+        temperature = getattr(self, "temperature", None)
+        given = {"temperature": None if temperature is None else greedy_below(temperature),
+                 "max_tokens": max_tokens}
         return {k: v for k, v in given.items() if v is not None}
+
+
+def greedy_below(temperature: float) -> float:
+    """Temperatures under ``SAMPLING_EPS`` mean greedy (as in vLLM): 1/T would overflow."""
+    return 0.0 if 0 <= temperature < SAMPLING_EPS else temperature
 
 
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:

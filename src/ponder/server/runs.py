@@ -32,6 +32,7 @@ from ponder.server.protocol import (
     PromptTokensDetails,
     RunSpec,
     UsageInfo,
+    greedy_below,
 )
 from ponder.server.settings import ServerSettings, Slot, check_param_caps
 from ponder.strategies.base import Answer, Problem, RunContext, Strategy
@@ -61,6 +62,8 @@ def make_strategy(engine: Engine, spec: RunSpec, settings: ServerSettings) -> St
         raise ApiError(str(exc), param="ponder.strategy", code="unknown_strategy") from None
     declared = {f.name for f in dataclasses.fields(info.cls.Params)}
     options = {k: v for k, v in spec.overrides.items() if k in declared} | dict(spec.params)
+    if isinstance(options.get("temperature"), float):
+        options["temperature"] = greedy_below(options["temperature"])
     try:
         strategy = info.cls.from_options(options)
     except ConfigError as exc:
