@@ -5,7 +5,10 @@ Three phases, one model process busy at a time (run with PONDER_THREADS=1 next t
 1. **Library vs server, one client.** The same chat request (cot, greedy), answered
    in-process through ``Strategy.stream`` and through ``ponder serve`` (a subprocess on
    127.0.0.1, read with plain httpx), ``--rounds`` times each, interleaved. Overhead =
-   server wall / library wall - 1; first-token overhead = server TTFT - library TTFT.
+   server wall / library wall - 1, and the same for CPU seconds (the server process's,
+   from /proc, against the benchmark process's own while it runs the library), which a
+   shared, loaded machine disturbs much less than wall time; first-token overhead =
+   server TTFT - library TTFT.
 2. **Load.** ``--clients`` concurrent streaming clients (at most the server's
    concurrency cap), ``--requests`` each: throughput, p50/p99 latency, errors (should be
    0). Then ``2 x cap`` clients at once: everything beyond the cap must be a clean 429
@@ -50,6 +53,8 @@ Target = tuple[str, str, int, dict[str, float]]
 class Timing:
     wall: list[float] = field(default_factory=list)
     first: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    """CPU seconds of the process doing the work (the library's, or the server's)."""
     tokens: int = 0
 
 
@@ -80,13 +85,17 @@ def main() -> None:
     print(f"model {args.model}, {platform.machine()} x {os.cpu_count()} cores, "
           f"PONDER_THREADS={os.environ.get('PONDER_THREADS', '-')}, "
           f"max_tokens={args.max_tokens}")
-    with _server(args.model, args.cap) as (base_url, model):
+    server = _server(args.model, args.cap)
+    with server as (base_url, model):
         target = (base_url, model, args.max_tokens, {str(t): v for t, v in no_eos.items()})
         library, single, inside = Timing(), Timing(), []
         for _ in range(args.rounds):  # interleaved, so load from elsewhere hits both alike
+            cpu = time.process_time()
             asyncio.run(_library(engine, args.max_tokens, no_eos, library))
-            before = _server_first_token(base_url)
+            library.cpu.append(time.process_time() - cpu)
+            before, cpu = _server_first_token(base_url), server.cpu_seconds()
             asyncio.run(_server_single(target, single))
+            single.cpu.append(server.cpu_seconds() - cpu)
             inside.append(_server_first_token(base_url) - before)
         _report("library (Strategy.stream, in-process)", library)
         _report("server (one streaming client, httpx)", single)
@@ -207,6 +216,13 @@ class _server:
                     raise RuntimeError("ponder serve did not start") from None
                 time.sleep(0.2)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (Linux /proc)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         self.proc.terminate()
@@ -219,7 +235,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _report(name: str, timing: Timing) -> None:
-    print(f"{name}: wall median {statistics.median(timing.wall):.3f}s, first token median "
+    print(f"{name}: wall median {statistics.median(timing.wall):.3f}s, CPU median "
+          f"{statistics.median(timing.cpu):.2f}s, first token median "
           f"{statistics.median(timing.first) * 1000:.1f} ms ({len(timing.wall)} runs)")
 
 
@@ -237,10 +254,12 @@ def _server_first_token(base_url: str) -> float:
 
 def _overhead(library: Timing, server: Timing, inside: list[float]) -> None:
     wall = statistics.median(server.wall) / statistics.median(library.wall) - 1
+    cpu = sum(server.cpu) / sum(library.cpu) - 1
     first = (statistics.median(server.first) - statistics.median(library.first)) * 1000
     at_server = (statistics.median(inside) - statistics.median(library.first)) * 1000
-    print(f"server overhead vs library: {wall:+.2%} wall, {first:+.1f} ms to first token at "
-          f"the client, {at_server:+.1f} ms as the server measures it (medians)")
+    print(f"server overhead vs library: {wall:+.2%} wall (median), {cpu:+.2%} CPU (total), "
+          f"{first:+.1f} ms to first token at the client, {at_server:+.1f} ms as the server "
+          "measures it (medians)")
     print("  first token, ms: library " + " ".join(f"{t * 1000:.0f}" for t in library.first)
           + " | server (client) " + " ".join(f"{t * 1000:.0f}" for t in server.first)
           + " | server (inside) " + " ".join(f"{t * 1000:.0f}" for t in inside))

@@ -62,6 +62,11 @@ class Point:
 
 def main() -> None:
     args = _parse_args()
+    if args.plot_only:
+        report = json.loads(Path(args.plot_only).read_text())
+        _print(report)
+        _plot(report, Path(args.plot_only).with_suffix(".png"))
+        return
     backend = EmbeddedBackend(args.model, n_ctx=4096)
     difficulty = Difficulty(entities=2, steps=args.steps, number_max=20)
     problems = generate(args.contexts, difficulty, queries=args.queries, seed=args.seed)
@@ -98,6 +103,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--levels", default=LEVELS,
                         help="test-time budgets, strategy:max_tokens, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot-only", metavar="JSON",
+                        help="print and plot a saved result instead of running")
     args = parser.parse_args()
     args.levels = [(name, int(cap)) for name, _, cap in
                    (item.strip().partition(":") for item in args.levels.split(","))]
@@ -201,10 +208,11 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for condition, style in (("test-only", "o--"), ("sleep", "s-")):
+    for condition, style, colour in (("test-only", "o--", "C0"), ("sleep", "s-", "C1")):
         rows = sorted((p for p in report["levels"] if p["condition"] == condition),
                       key=lambda p: p["mean_tokens"])
         left.plot([p["mean_tokens"] for p in rows], [100 * p["accuracy"] for p in rows], style,
+                  color=colour,
                   label="sleep-time + test-time" if condition == "sleep" else "test-time only")
         for p in rows:
             left.annotate(f"{p['strategy']}@{p['budget']}", (p["mean_tokens"],
@@ -214,10 +222,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
              title="accuracy vs test-time tokens", ylim=(-5, 105))
     left.legend()
     queries = [r["queries_per_context"] for r in report["amortised"]]
-    right.plot(queries, [r["sleep_cost"] for r in report["amortised"]], "s-",
-               label="sleep-time + test-time")
-    right.plot(queries, [r["test_only_cost"] for r in report["amortised"]], "o--",
+    right.plot(queries, [r["test_only_cost"] for r in report["amortised"]], "o--", color="C0",
                label="test-time only")
+    right.plot(queries, [r["sleep_cost"] for r in report["amortised"]], "s-", color="C1",
+               label="sleep-time + test-time")
     right.set(xlabel="queries per context", ylabel="amortised cost per query (tokens, w=10)",
               title="amortisation", xscale="log", xticks=queries)
     right.set_xticklabels([str(q) for q in queries])

@@ -105,7 +105,7 @@ def test_search_ledger_budget_and_prefix_cache(case: str, tiny_backend: Embedded
 def test_a_tight_budget_stops_the_search_gracefully(name: str, tiny_backend: EmbeddedBackend,
                                                     calls: list[Call]) -> None:
     params = (SEARCHES[name] | STEP_CAPS) | ({"simulations": 6} if name == "mcts" else {})
-    budget = 50
+    budget = 20
     answer = ask(tiny_backend, name, params, budget=budget)
     assert answer.ledger.total().completion_tokens <= budget
     assert answer.info["stopped"] == "budget"

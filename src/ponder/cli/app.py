@@ -46,6 +46,9 @@ def _register_commands() -> None:
 
     contexts.register(app)
     sleep.register(app)
+    from ponder.cli import budget
+
+    budget.register(app)
 
 
 _register_commands()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ponder.budget.policy import Policy, arun_with_policy
 from ponder.cli.contexts import DatabaseOpt, ask_with_context, check_context
 from ponder.cli.options import (
     ApiKeyOpt,
@@ -54,6 +56,9 @@ def ask(
         "--context", help="Answer about a stored context, with what sleep-time compute learned "
                           "about it (see `ponder contexts`).")] = None,
     database_url: DatabaseOpt = None,
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", help="A policy from `ponder budget fit`: probe the question's difficulty "
+                         "and use the strategy and budget fitted for its bin.")] = None,
 ) -> None:
     """Answer QUESTION with a test-time strategy and print the answer, votes and compute."""
     options = parse_key_values(param)
@@ -65,12 +70,17 @@ def ask(
     problem = Problem(question, system=system, kind="text" if kind == "text" else "math")
     if context is not None:
         check_context(context, database_url)
+    fitted = Policy.load(policy) if policy is not None else None
     with engine_from_options(backend, base_url, model, api_key) as engine:
         started = time.perf_counter()
         with err_console.status(f"thinking ({strategy} on {engine.backend.model})…"):
             if context is not None:
                 answer = ask_with_context(engine, problem, runner, context, sampling,
                                           max_total_tokens, database_url)
+            elif fitted is not None:
+                answer = engine.backend.run_sync(arun_with_policy(
+                    engine, problem, fitted, sampling=sampling,
+                    max_total_tokens=max_total_tokens))
             else:
                 answer = engine.ask(problem, strategy=runner, sampling=sampling,
                                     max_total_tokens=max_total_tokens)

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
 
 from ponder.errors import BudgetExceeded, ConfigError
 from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy, parse_params
@@ -95,7 +95,7 @@ class _Parser:
         self.spec = spec
         self.pos = 0
 
-    def fail(self, reason: str, column: int | None = None) -> None:
+    def fail(self, reason: str, column: int | None = None) -> NoReturn:
         raise spec_error(self.spec, reason, self.pos if column is None else column)
 
     def skip_space(self) -> None:
@@ -118,7 +118,7 @@ class _Parser:
     def pipeline(self) -> Node:
         return self._chain(">", self.primary)
 
-    def _chain(self, op: Literal["|", ">"], part: Any) -> Node:
+    def _chain(self, op: Literal["|", ">"], part: Callable[[], Node]) -> Node:
         parts = [part()]
         while self.peek(op):
             self.pos += 1
@@ -174,7 +174,6 @@ class _Parser:
         if m is None:
             found = repr(self.spec[self.pos]) if self.pos < len(self.spec) else "the end"
             self.fail(f"expected {what}, found {found}")
-        assert m is not None
         self.pos = m.end()
         return m.group()
 

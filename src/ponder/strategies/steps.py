@@ -157,30 +157,34 @@ def best_index(beams: Sequence[Beam], how: StepAggregation) -> int:
 def search_answer(strategy: str, problem: Problem, beams: Sequence[Beam], ctx: RunContext, *,
                   aggregation: StepAggregation, select: Selection,
                   info: dict[str, Any]) -> Answer:
-    """The answer of a search, chosen among its finished beams that state an answer (else
-    among its finished beams, else among all: a solution cut off at the last depth
-    has no answer line, and its last number is rarely the answer)."""
-    finished = [b for b in beams if b.finished]
-    pool = [b for b in finished if has_final_answer(b.text)] or finished or list(beams)
+    """The answer of a search. The candidates are its finished beams (all beams if none
+    finished); the choice is among those that state an answer, if any: a solution cut
+    off at the last depth has no answer line, and its last number is rarely the answer."""
+    pool = [b for b in beams if b.finished] or list(beams)
     info = {**info, "finished": sum(b.finished for b in beams), "select": select}
     if not pool:
         return Answer("", None, strategy, ledger=ctx.ledger, info=info)
     candidates = [Candidate(b.text, extract_answer(b.text, problem.kind), b.value(aggregation),
                             "stop" if b.finished else "length", b.tokens) for b in pool]
-    chosen, confidence = best_index(pool, aggregation), None
+    eligible = [i for i, b in enumerate(pool) if has_final_answer(b.text)] \
+        or list(range(len(pool)))
+    chosen, confidence = _best_of(pool, eligible, aggregation), None
     if select == "weighted-vote":
-        result = vote([c.answer for c in candidates], problem.kind,
-                      weights=[c.score or 0.0 for c in candidates])
+        result = vote([candidates[i].answer for i in eligible], problem.kind,
+                      weights=[candidates[i].score or 0.0 for i in eligible])
         if result.winner is not None:
-            same = [i for i, c in enumerate(candidates)
-                    if answers_equal(c.answer, result.winner, problem.kind)]
-            chosen = same[best_index([pool[i] for i in same], aggregation)]
-            confidence = result.share
+            same = [i for i in eligible
+                    if answers_equal(candidates[i].answer, result.winner, problem.kind)]
+            chosen, confidence = _best_of(pool, same, aggregation), result.share
             info["weighted_votes"] = result.tally
     best = candidates[chosen]
     return Answer(best.text, best.answer, strategy, candidates,
                   confidence=best.score if confidence is None else confidence,
                   ledger=ctx.ledger, info=info)
+
+
+def _best_of(beams: Sequence[Beam], among: Sequence[int], how: StepAggregation) -> int:
+    return among[best_index([beams[i] for i in among], how)]
 
 
 def check_param(ok: bool, owner: str, name: str, rule: str, value: Any) -> None:

@@ -93,14 +93,16 @@ def test_fewer_open_beams_get_more_expansions_and_the_search_stops_at_n_finished
     assert answer.answer == "4"
 
 
-def test_an_empty_step_ends_a_beam() -> None:
+def test_an_empty_step_ends_a_beam_and_answers_are_preferred() -> None:
     backend = ChatScripted(["a", "b", "", "Answer: 3"])
     answer = run(search(n=2, beam_width=1, max_depth=3), backend,
                  TablePRM({"a": 0.9, "b": 0.5, "Answer: 3": 0.2}))
     # beam "a" sampled an empty step: it finished as it was, still scored 0.9
     assert len(backend.calls) == 2 and answer.info["finished"] == 2
-    assert answer.text == "a" and answer.confidence == pytest.approx(0.9)
-    assert [c.text for c in answer.candidates] == ["a", "b\n\nAnswer: 3"]
+    assert [(c.text, c.score) for c in answer.candidates] == [("a", 0.9),
+                                                               ("b\n\nAnswer: 3", 0.2)]
+    # but it states no answer, so the lower-scored solution that does is chosen
+    assert answer.answer == "3" and answer.confidence == pytest.approx(0.2)
 
 
 def test_budget_stops_the_search_with_the_best_beams_so_far() -> None:
