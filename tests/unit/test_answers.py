@@ -12,6 +12,8 @@ from ponder.verifiers.voting import vote
     ("Final Answer: The final answer is 7. I hope it is correct.", "7"),
     ("She has 3 apples and buys 4 more, so 7 in total", "7"),
     ("Answer: -4.5", "-4.5"),
+    ("Answer: Sara has 12 dollars left, 8 fewer than Tom.", "12"),
+    ("Answer: 4 * 3 = 12", "12"),
     ("no numbers here", None),
     ("", None),
 ])

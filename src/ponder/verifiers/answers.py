@@ -35,7 +35,10 @@ def extract_answer(text: str, kind: AnswerKind = "math") -> str | None:
     if lines:
         stated = _clean(lines[-1])
         if kind == "math":
-            number = _last_number(stated)
+            # "Answer: 4 * 3 = 12" -> after the last "="; "Answer: Sara has 12 dollars
+            # left, 8 fewer than Tom" -> the first number stated
+            number = _last_number(stated.rsplit("=", 1)[1]) if "=" in stated \
+                else _first_number(stated)
             return number if number is not None else (stated or None)
         return stated or None
     if kind == "math":
@@ -122,6 +125,11 @@ def _last_boxed(text: str) -> str | None:
             if depth == 0:
                 return text[start:i]
     return None
+
+
+def _first_number(text: str) -> str | None:
+    numbers = _NUMBER.findall(text)
+    return numbers[0].replace("$", "").replace(" ", "").rstrip(".") if numbers else None
 
 
 def _last_number(text: str) -> str | None:
