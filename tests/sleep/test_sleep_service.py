@@ -139,3 +139,13 @@ def test_sleep_now_reports_a_failure_and_leaves_the_job_for_retry(store: Context
     [job] = store.jobs(ctx.id)
     assert (job.status, job.attempts) == ("pending", 1)
     assert "SleepFailed" in (job.error or "")
+
+
+def test_async_sleep_now_runs_in_a_thread(store: ContextStore) -> None:
+    import asyncio
+
+    svc = service(store, turn_counter())
+    ctx = svc.add_context("turn 0\nturn 1", triggers="none")
+    report = asyncio.run(svc.asleep_now(ctx.id, params=PARAMS))
+    assert report.learned is not None and report.learned.text == "last=turn 1 count=2"
+    assert report.ledger.total("sleep").completion_tokens > 0

@@ -15,6 +15,7 @@ its test-time tokens and its predictability, which feed the amortisation.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -146,6 +147,10 @@ class SleepService:
             learned = next(v for v in self.store.learned_versions(context_id)
                            if v.version == outcome.learned_version)
         return SleepReport(outcome, learned, ledger)
+
+    async def asleep_now(self, context_id: int, **options: Any) -> SleepReport:
+        """``sleep_now`` for async callers (the server): the run happens in a thread."""
+        return await asyncio.to_thread(self.sleep_now, context_id, **options)
 
     # -- test time -------------------------------------------------------------
 
