@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ponder.ledger import Ledger
-from ponder.sleep import SleepParams, SleepService
+from ponder.sleep import SleepAgent, SleepParams, SleepService
+from ponder.strategies.base import RunContext
 
 CONTEXT = ("Ava has 12 apples. Ben has 5 more apples than Ava. Then Ava buys 8 more apples. "
            "Then Ben gives 3 apples to Ava.")
@@ -65,3 +68,31 @@ def test_add_sleep_ask_five_questions(default_backend: Any, tmp_path: Path) -> N
         with service.store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert db.is_file()
+
+
+def test_parallel_sleep_agents_selected_by_self_check_on_the_tiny_model(
+        tiny_backend: Any) -> None:
+    """Sleep-time scaling mechanics on a real model: k agents decode together (one shared
+    prefill), the self-check verifier reads P(Yes) from real logprobs, the best is kept."""
+    ledger = Ledger()
+    ctx = RunContext(tiny_backend, ledger, phase="sleep")
+    agent = SleepAgent(SleepParams(rounds=1, samples=3, max_tokens=32, seed=1))
+    result = tiny_backend.run_sync(agent.run(CONTEXT, ctx))
+    assert result.samples == 3 and result.scores is not None and len(result.scores) == 3
+    assert all(0.0 <= s <= 1.0 for s in result.scores)
+    assert result.chosen == max(range(3), key=lambda i: (result.scores[i], -i))
+    assert result.memory == result.memories[result.chosen]
+    first, check = ledger.snapshot()
+    assert (first.strategy, first.completions) == ("sleep-agent", 3)
+    assert first.usage.cached_prompt_tokens == 2 * first.usage.prompt_tokens // 3
+    assert (check.phase, check.strategy, check.completions) == ("sleep", "self-check", 3)
+
+
+@pytest.mark.slow
+def test_tool_calling_protocol_on_the_default_model(default_backend: Any) -> None:
+    ledger = Ledger()
+    agent = SleepAgent(SleepParams(rounds=2, protocol="tools", max_tokens=160))
+    result = default_backend.run_sync(agent.run(CONTEXT, RunContext(default_backend, ledger,
+                                                                    phase="sleep")))
+    assert result.protocol == "tools" and result.memory.strip()
+    assert {e.strategy for e in ledger.snapshot()} == {"sleep-agent"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -142,8 +143,6 @@ def test_sleep_now_reports_a_failure_and_leaves_the_job_for_retry(store: Context
 
 
 def test_async_sleep_now_runs_in_a_thread(store: ContextStore) -> None:
-    import asyncio
-
     svc = service(store, turn_counter())
     ctx = svc.add_context("turn 0\nturn 1", triggers="none")
     report = asyncio.run(svc.asleep_now(ctx.id, params=PARAMS))

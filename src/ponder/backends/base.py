@@ -124,19 +124,16 @@ class Backend(abc.ABC):  # noqa: B024 - one of two hooks must be overridden
         """Text deltas of one completion as they are decoded, then a final chunk with it.
 
         Backends without real streaming yield the whole text at once. The call is
-        recorded in the ledger when the stream ends.
+        recorded in the ledger before the final chunk is yielded.
         """
         if params.n != 1:
             raise ConfigError("streaming returns one completion: n must be 1")
         self._validate([prompt], params)
         started = time.perf_counter()
-        final: Completion | None = None
         async for chunk in self._astream(prompt, params):
-            if chunk.completion is not None:
-                final = chunk.completion
+            if chunk.completion is not None:  # book it before the consumer sees the end
+                self._record([[chunk.completion]], time.perf_counter() - started)
             yield chunk
-        if final is not None:
-            self._record([[final]], time.perf_counter() - started)
 
     async def acomplete(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
         """Convenience: the completions of a single prompt."""

@@ -392,7 +392,7 @@ class EmbeddedBackend(Backend):
                 logits[token] += bias
         if len(seq.generated) < params.min_tokens:
             logits[self._eog] = -np.inf
-        if params.temperature == 0:
+        if params.temperature < 1e-5:  # greedy; 1/T would overflow (vLLM does the same)
             return int(np.argmax(logits))
         z = logits - logits.max()
         z *= 1.0 / params.temperature
