@@ -11,7 +11,8 @@ tokens come from the ledger.
 Printed: accuracy and mean test-time completion tokens per budget, the test
 token ratio at equal accuracy, and the amortised cost per query
 (sleep tokens / queries + 10 x test tokens) at 1, 2, 5 and 10 queries per
-context. Saved: a Pareto plot PNG and the numbers as JSON in benchmarks/results/.
+context. Saved: a Pareto plot PNG and the numbers as JSON in
+benchmarks/results/sleep_time_seed<SEED>.{png,json}.
 
     PONDER_THREADS=1 python benchmarks/sleep_time.py [--contexts 3] [--queries 2]
 """
@@ -84,10 +85,11 @@ def main() -> None:
     backend.close()
     report = _report(points, sleep_tokens, args, backend.model, time.perf_counter() - started)
     _print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sleep_time.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(report, RESULTS / "sleep_time.png")
-    print(f"wrote {RESULTS / 'sleep_time.json'} and {RESULTS / 'sleep_time.png'}")
+    out = RESULTS / f"sleep_time_seed{args.seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    _plot(report, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 def _parse_args() -> argparse.Namespace:
