@@ -84,7 +84,9 @@ def test_parallel_sleep_agents_selected_by_self_check_on_the_tiny_model(
     assert result.memory == result.memories[result.chosen]
     first, check = ledger.snapshot()
     assert (first.strategy, first.completions) == ("sleep-agent", 3)
-    assert first.usage.cached_prompt_tokens == 2 * first.usage.prompt_tokens // 3
+    # the 3 samples share one prefill: at least 2 of the 3 prompts come from the cache
+    # (more when an earlier test left a common prefix in the shared backend's cache)
+    assert first.usage.cached_prompt_tokens >= 2 * (first.usage.prompt_tokens // 3)
     assert (check.phase, check.strategy, check.completions) == ("sleep", "self-check", 3)
 
 
