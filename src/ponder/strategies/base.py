@@ -194,6 +194,19 @@ class Strategy(Generic[P]):
         return ctx.sampling.with_(**{k: v for k, v in overrides.items() if v is not None})
 
 
+class StreamingStrategy(Strategy[P]):
+    """A single-sample strategy: ``stream`` is the implementation, ``run`` collects it."""
+
+    async def run(self, problem: Problem, ctx: RunContext) -> Answer:
+        answer: Answer | None = None
+        async for item in self.stream(problem, ctx):
+            if isinstance(item, Answer):
+                answer = item
+        if answer is None:
+            raise RuntimeError(f"strategy {self.name!r} streamed no Answer")
+        return answer
+
+
 def parse_params(params_cls: type[Any], options: Mapping[str, Any], *, owner: str) -> Any:
     """Coerce string options to the field types of a params dataclass."""
     fields = {f.name: f for f in dataclasses.fields(params_cls)}

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ponder.backends.base import Completion, Message
-from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
+from ponder.strategies.base import Answer, Candidate, Problem, RunContext, StreamingStrategy
 from ponder.verifiers.answers import AnswerKind, extract_answer
 
 SEPARATOR = "####"
@@ -50,7 +50,7 @@ def extract_after_separator(text: str, kind: AnswerKind = "math") -> str | None:
     return extract_answer(text, kind)
 
 
-class ChainOfDraft(Strategy[ChainOfDraftParams]):
+class ChainOfDraft(StreamingStrategy[ChainOfDraftParams]):
     name = "chain-of-draft"
     summary = "one sample, <=5-word draft steps, answer after ####"
     paper = "arXiv:2502.18600"
@@ -62,14 +62,6 @@ class ChainOfDraft(Strategy[ChainOfDraftParams]):
             return chat
         at = 1 if chat and chat[0].get("role") == "system" else 0
         return [*chat[:at], *(dict(m) for m in EXAMPLE), *chat[at:]]
-
-    async def run(self, problem: Problem, ctx: RunContext) -> Answer:
-        answer: Answer | None = None
-        async for item in self.stream(problem, ctx):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
 
     async def stream(self, problem: Problem, ctx: RunContext) -> AsyncIterator[str | Answer]:
         params = self.sampling(ctx, temperature=self.params.temperature,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ponder.strategies import prompts
-from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
+from ponder.strategies.base import Answer, Candidate, Problem, RunContext, StreamingStrategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,19 +21,11 @@ class ChainOfThoughtParams:
     """Per-answer cap; None uses the request's max_tokens."""
 
 
-class ChainOfThought(Strategy[ChainOfThoughtParams]):
+class ChainOfThought(StreamingStrategy[ChainOfThoughtParams]):
     name = "cot"
     summary = "one step-by-step sample"
     paper = "arXiv:2201.11903"
     Params = ChainOfThoughtParams
-
-    async def run(self, problem: Problem, ctx: RunContext) -> Answer:
-        answer: Answer | None = None
-        async for item in self.stream(problem, ctx):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
 
     async def stream(self, problem: Problem, ctx: RunContext) -> AsyncIterator[str | Answer]:
         params = self.sampling(ctx, temperature=self.params.temperature,

@@ -32,7 +32,7 @@ from typing import Literal
 from ponder.backends.base import Message
 from ponder.errors import ConfigError
 from ponder.strategies import prompts
-from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
+from ponder.strategies.base import Answer, Candidate, Problem, RunContext, StreamingStrategy
 
 Effort = Literal["none", "low", "medium", "high"]
 
@@ -72,7 +72,7 @@ class ThinkParams:
                               f"got {self.reasoning_effort!r}")
 
 
-class Think(Strategy[ThinkParams]):
+class Think(StreamingStrategy[ThinkParams]):
     name = "think"
     summary = "reasoning_effort none/low/medium/high as prompt + budget"
     Params = ThinkParams
@@ -90,14 +90,6 @@ class Think(Strategy[ThinkParams]):
                     message["content"] = f"{message.get('content') or ''} {tag}"
                     break
         return chat
-
-    async def run(self, problem: Problem, ctx: RunContext) -> Answer:
-        answer: Answer | None = None
-        async for item in self.stream(problem, ctx):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
 
     async def stream(self, problem: Problem, ctx: RunContext) -> AsyncIterator[str | Answer]:
         budget = self.params.max_tokens or self.level.max_tokens
