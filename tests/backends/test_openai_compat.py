@@ -315,3 +315,46 @@ def test_one_response_with_several_choices_bills_its_first_completion() -> None:
 def test_missing_cached_tokens_count_as_zero() -> None:
     [completion] = _split(_chat_response(1, cached=None), "u", _chat_completion, None)
     assert completion.usage == Usage(10, 7, 0)
+
+
+def test_budget_forcing_runs_on_a_remote_engine(backend: OpenAICompatBackend) -> None:
+    """s1 budget forcing through /v1/completions, with a plain transcript (no template)."""
+    from ponder import Engine
+
+    engine = Engine(backend)
+    answer = engine.ask("What is 2 + 3?", strategy="budget-forcing",
+                        params={"min_thinking_tokens": 40, "max_thinking_tokens": 48,
+                                "max_waits": 2, "answer_max_tokens": 8},
+                        sampling=SamplingParams(max_tokens=64, temperature=0.0, seed=1))
+    info = answer.info
+    entries = answer.ledger.snapshot()
+    assert len(entries) >= 2 and all(e.backend == "openai" for e in entries)
+    assert all(e.strategy == "budget-forcing" for e in entries)
+    # the thinking either ran into the maximum (and was cut) or was extended with "Wait"
+    thinking = answer.ledger.total().completion_tokens
+    assert thinking <= 48 + 8
+    assert info.get("cut") or info.get("waits", 0) >= 1, info
+
+
+def test_tokenize_uses_the_engines_endpoint(backend: OpenAICompatBackend) -> None:
+    from ponder.backends.llamacpp import EmbeddedBackend
+
+    local = EmbeddedBackend("smollm2-135m", n_ctx=256)
+    try:
+        assert backend.tokenize(" Alternatively, wait") == local.tokenize(" Alternatively, wait")
+    finally:
+        local.close()
+
+
+def test_thought_switch_penalty_runs_on_a_remote_engine(backend: OpenAICompatBackend) -> None:
+    """TIP approximated with logit_bias in a first segment, then a plain continuation."""
+    from ponder import Engine
+
+    answer = Engine(backend).ask(
+        "Tell me a story.", strategy="thought-switch-penalty",
+        params={"beta": 12, "max_tokens": 24},
+        sampling=SamplingParams(max_tokens=24, temperature=0.0, seed=1))
+    entries = answer.ledger.snapshot()
+    assert entries and all(e.backend == "openai" for e in entries)
+    assert answer.ledger.total().completion_tokens <= 24
+    assert answer.text

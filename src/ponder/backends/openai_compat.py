@@ -35,11 +35,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
 from ponder.backends.base import Backend, Completion, Prompt, TokenLogprob
-from ponder.errors import BackendError, ConfigError, RemoteError
+from ponder.errors import BackendError, CapabilityError, ConfigError, RemoteError
 from ponder.ledger import Usage
 from ponder.params import SamplingParams
 
@@ -89,6 +90,38 @@ class OpenAICompatBackend(Backend):
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- public helpers -----------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids from the engine's tokenize endpoint, where it has one.
+
+        Engines disagree on the route: vLLM and llama.cpp's server answer
+        ``POST /tokenize`` at the server root, llama-cpp-python's server
+        ``POST /extras/tokenize``.
+        """
+        root = self.base_url.rsplit("/v1", 1)[0]
+        attempts = [
+            (f"{root}/tokenize", {"model": self.model, "prompt": text,
+                                  "add_special_tokens": False}),
+            (f"{root}/tokenize", {"content": text, "add_special": False}),
+            (f"{root}/extras/tokenize", {"input": text, "model": self.model}),
+        ]
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        with httpx.Client(timeout=self.timeout) as client:
+            for url, body in attempts:
+                try:
+                    reply = client.post(url, json=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    raise RemoteError(f"POST {url} failed: {exc}", url=url) from exc
+                if reply.status_code != 200:
+                    continue
+                try:
+                    tokens = reply.json().get("tokens")
+                except ValueError:
+                    continue
+                if isinstance(tokens, list):
+                    return [int(t) for t in tokens]
+        raise CapabilityError(f"the engine at {self.base_url} has no tokenize endpoint "
+                              "(tried vLLM's and llama.cpp's)")
 
     async def list_models(self) -> list[str]:
         """Model ids the engine serves (GET /models); sync: ``run_sync(list_models())``."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ponder.backends.base import Backend, Completion, Message, Prompt, StreamChunk
-from ponder.errors import BudgetExceeded, ConfigError
+from ponder.errors import BudgetExceeded, CapabilityError, ConfigError
 from ponder.ledger import Ledger, Phase
 from ponder.params import SamplingParams
 from ponder.verifiers.answers import AnswerKind, extract_answer
@@ -134,6 +134,20 @@ class RunContext:
         params = self._fit_budget(params, len(prompts))
         with self.ledger.activate(), Ledger.scope(phase=self.phase, strategy=strategy):
             return await self.backend.agenerate(prompts, params)
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """``messages`` as the raw text the model continues (for raw continuation).
+
+        The model's own chat template when the backend can render it; otherwise
+        (a remote engine that serves ``/v1/completions`` but does not show its
+        template) a plain "Role: text" transcript ending with "Assistant: ".
+        """
+        try:
+            return self.backend.render_chat(messages)
+        except CapabilityError:
+            turns = [f"{str(m.get('role', 'user')).capitalize()}: {m.get('content') or ''}"
+                     for m in messages]
+            return "\n\n".join([*turns, "Assistant:"]) + " "
 
     async def stream(self, prompt: Prompt, params: SamplingParams, *,
                      strategy: str) -> AsyncIterator[StreamChunk]:

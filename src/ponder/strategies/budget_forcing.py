@@ -11,9 +11,10 @@ Muennighoff et al., "s1: Simple test-time scaling" (arXiv:2501.19393).
 
 Every step continues one raw string: the chat rendered with the model's own
 template, the opening delimiter, and the thinking so far. That needs a
-backend with ``supports_raw_completion`` (the embedded one, whose prefix cache
-makes each continuation prefill only the appended words, or an engine with
-``/v1/completions`` and a chat template ponder can render).
+backend with ``supports_raw_completion``: the embedded one, whose prefix cache
+makes each continuation prefill only the appended words, or any engine with
+``/v1/completions``. A remote engine does not show ponder its chat template, so
+there the conversation is written as a plain "Role: text" transcript instead.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class BudgetForcing(Strategy[BudgetForcingParams]):
                 f"budget-forcing needs raw continuation, which the {ctx.backend.kind} backend "
                 "does not offer; use the embedded backend or an engine with /v1/completions")
         p = self.params
-        rendered = ctx.backend.render_chat(problem.chat(instruction(p.think_start, p.think_end)))
+        messages = problem.chat(instruction(p.think_start, p.think_end))
+        rendered = ctx.render(messages)
         if p.think_start.strip() and rendered.rstrip().endswith(p.think_start.strip()):
             return rendered
         return rendered + p.think_start

@@ -85,7 +85,7 @@ def continuation_prompt(ctx: RunContext, problem: Problem, steps: Sequence[str],
             f"{strategy} continues partial solutions as raw text, which the "
             f"{ctx.backend.kind} backend cannot do; use the embedded backend or an engine "
             "that serves /v1/completions")
-    head = ctx.backend.render_chat(problem.chat(STEP_INSTRUCTION))
+    head = ctx.render(problem.chat(STEP_INSTRUCTION))
     return head + "".join(step + STEP_DELIMITER for step in steps)
 
 

@@ -146,7 +146,7 @@ class ThoughtSwitchPenalty(Strategy[ThoughtSwitchPenaltyParams]):
         if whole or first.finish_reason != "length" or rest < 1:
             return first.text, first.usage.completion_tokens, switches, \
                 "logit_bias" if whole else "logit_bias+continuation"
-        prompt = ctx.backend.render_chat(chat) + first.text
+        prompt = ctx.render(chat) + first.text
         try:
             [[second]] = await ctx.generate(
                 [prompt], params.with_(max_tokens=rest, min_tokens=min(params.min_tokens, rest)),

@@ -127,8 +127,13 @@ def test_a_backend_without_raw_completion_is_refused_clearly() -> None:
 
     with pytest.raises(CapabilityError, match="beam-search continues partial solutions"):
         run(search(), ChatOnly(REPLIES), TablePRM(SCORES))
-    with pytest.raises(CapabilityError, match="cannot render a chat template"):
-        run(search(), ScriptedBackend(REPLIES), TablePRM(SCORES))
+    # a raw-capable backend that cannot render a chat template (a remote engine) gets a
+    # plain transcript to continue
+    templateless = ScriptedBackend(REPLIES)
+    run(search(), templateless, TablePRM(SCORES))
+    first_prompt = templateless.calls[0][0][0]
+    assert isinstance(first_prompt, str) and first_prompt.startswith("System: ")
+    assert "\n\nAssistant: " in first_prompt
 
 
 @pytest.mark.parametrize(("options", "message"), [
