@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ponder.server import runs
-from ponder.server.deps import admit, engine_of, require_api_key, settings_of
-from ponder.server.models import resolve_model
+from ponder.server.deps import require_api_key
+from ponder.server.prepare import prepare_run
 from ponder.server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -42,13 +42,9 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 @router.post(ENDPOINT, response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     started = time.perf_counter()
-    state, engine, settings = request.app.state, engine_of(request), settings_of(request)
-    spec = body.to_run_spec(settings, model_strategy=resolve_model(body.model, engine))
-    spec = await state.contexts.prepare(spec)
-    strategy = state.contexts.wrap(spec, runs.make_strategy(engine, spec, settings))
-    choices = runs.make_choices(engine, spec)
-    model = body.model or engine.backend.model
-    slot = admit(request)
+    run = await prepare_run(body, request)
+    state, spec, strategy, choices, model, slot = (run.state, run.spec, run.strategy,
+                                                   run.choices, run.model, run.slot)
     if spec.stream:
         return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model),
                                           endpoint=ENDPOINT, started=started), slot)

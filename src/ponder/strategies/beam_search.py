@@ -23,7 +23,7 @@ from ponder.strategies.base import Answer, Problem, RunContext, Strategy
 from ponder.strategies.steps import (
     Beam,
     StepSearchParams,
-    check_param,
+    check_width,
     sample_steps,
     score_within_budget,
     search_answer,
@@ -45,11 +45,7 @@ class BeamSearchParams(StepSearchParams):
 
     def __post_init__(self) -> None:
         StepSearchParams.__post_init__(self)
-        check_param(isinstance(self.n, int) and self.n >= 1, self.owner, "n",
-                    "an integer >= 1", self.n)
-        check_param(isinstance(self.beam_width, int) and 1 <= self.beam_width <= self.n
-                    and self.n % self.beam_width == 0, self.owner, "beam_width",
-                    f"an integer that divides n={self.n}", self.beam_width)
+        check_width(self.owner, self.n, self.beam_width)
 
 
 class BeamSearch(Strategy[BeamSearchParams]):

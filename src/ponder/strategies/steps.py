@@ -193,6 +193,14 @@ def check_param(ok: bool, owner: str, name: str, rule: str, value: Any) -> None:
         raise ConfigError(f"{owner} {name} must be {rule}, got {value!r}")
 
 
+def check_width(owner: str, n: object, beam_width: object) -> None:
+    """N samples per depth, M expansions per beam: M must divide N (beam search, DVTS)."""
+    check_param(isinstance(n, int) and n >= 1, owner, "n", "an integer >= 1", n)
+    check_param(isinstance(beam_width, int) and isinstance(n, int) and 1 <= beam_width <= n
+                and n % beam_width == 0, owner, "beam_width",
+                f"an integer that divides n={n}", beam_width)
+
+
 @dataclass(frozen=True, slots=True)
 class StepSearchParams:
     """Knobs shared by the step searches; each search adds its own."""

@@ -1,0 +1,46 @@
+"""From a validated request body to everything a generation endpoint needs.
+
+Shared by ``/v1/chat/completions`` and ``/v1/completions``: the run spec (with
+its context prepared), the strategy, the choices, the model name to report, and
+an admission slot (taken last, so a bad request never holds one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastapi import Request
+from starlette.datastructures import State
+
+from ponder.server import runs
+from ponder.server.deps import admit, engine_of, settings_of
+from ponder.server.models import resolve_model
+from ponder.server.protocol import RunSpec
+from ponder.server.settings import ServerSettings, Slot
+
+
+class _Body(Protocol):
+    model: str | None
+
+    def to_run_spec(self, settings: ServerSettings, *, model_strategy: Any) -> RunSpec: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    state: State
+    spec: RunSpec
+    strategy: Any
+    choices: list[runs.Choice]
+    model: str
+    slot: Slot
+
+
+async def prepare_run(body: _Body, request: Request) -> PreparedRun:
+    state, engine, settings = request.app.state, engine_of(request), settings_of(request)
+    spec = body.to_run_spec(settings, model_strategy=resolve_model(body.model, engine))
+    spec = await state.contexts.prepare(spec)
+    strategy = state.contexts.wrap(spec, runs.make_strategy(engine, spec, settings))
+    choices = runs.make_choices(engine, spec)
+    model = body.model or engine.backend.model
+    return PreparedRun(state, spec, strategy, choices, model, admit(request))
