@@ -14,6 +14,10 @@ way the rows record the tokens actually spent, which is what reports plot.
 
 Items run concurrently up to ``concurrency`` (an asyncio semaphore): useful
 with remote engines; the embedded backend serializes calls anyway.
+
+**Sleep-time cells** (``CellSpec.sleep`` set) sleep on each item's context once
+and answer from the learned context (``ponder.evals.sleep_mode``); rows then
+carry sleep-time tokens (once per context) and the question's predictability.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ponder.errors import BudgetExceeded, ConfigError
 from ponder.evals.datasets import Dataset, EvalItem, load_dataset
 from ponder.evals.metrics import summarize
 from ponder.evals.results import SUMMARY_FILE, ResultsLog, write_json_atomic
+from ponder.evals.sleep_mode import SleepSide, first_items, predictability_of, sleep_params
 from ponder.ledger import Ledger
 from ponder.params import SamplingParams
 from ponder.strategies.base import Answer, RunContext, Strategy
@@ -59,6 +64,8 @@ class CellSpec:
     budget: int = 512
     budget_mode: BudgetMode = "sample"
     seed: int = 0
+    sleep: tuple[tuple[str, str], ...] | None = None
+    """Sleep-time compute: sleep-agent parameters as (name, value) strings; None: off."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget, int) or self.budget < 1:
@@ -68,12 +75,20 @@ class CellSpec:
                               f"got {self.budget_mode!r}")
         object.__setattr__(self, "params", tuple(sorted((str(k), str(v))
                                                         for k, v in self.params)))
+        if self.sleep is not None:
+            object.__setattr__(self, "sleep", tuple(sorted((str(k), str(v))
+                                                           for k, v in self.sleep)))
+            sleep_params(self.sleep)  # fail early on a bad parameter
 
     @property
     def label(self) -> str:
         """The strategy with its params, as plots and tables name it."""
         params = ",".join(f"{k}={v}" for k, v in self.params)
-        return f"{self.strategy}[{params}]" if params else self.strategy
+        label = f"{self.strategy}[{params}]" if params else self.strategy
+        if self.sleep is None:
+            return label
+        knobs = ",".join(f"{k}={v}" for k, v in self.sleep)
+        return f"sleep[{knobs}]:{label}" if knobs else f"sleep:{label}"
 
     def slug(self) -> str:
         """A folder name for this cell."""
@@ -91,14 +106,20 @@ class CellSpec:
         return sampling, self.budget if self.budget_mode == "total" else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "strategy": self.strategy, "params": dict(self.params),
-                "budget": self.budget, "budget_mode": self.budget_mode, "seed": self.seed}
+        data: dict[str, Any] = {"dataset": self.dataset, "strategy": self.strategy,
+                                "params": dict(self.params), "budget": self.budget,
+                                "budget_mode": self.budget_mode, "seed": self.seed}
+        if self.sleep is not None:
+            data["sleep"] = dict(self.sleep)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellSpec:
+        sleep = data.get("sleep")
         return cls(str(data["dataset"]), str(data["strategy"]),
                    tuple((data.get("params") or {}).items()), int(data["budget"]),
-                   data.get("budget_mode", "sample"), int(data.get("seed", 0)))
+                   data.get("budget_mode", "sample"), int(data.get("seed", 0)),
+                   tuple(sleep.items()) if sleep is not None else None)
 
 
 @dataclass
@@ -113,12 +134,15 @@ class CellResult:
 
 def sweep(datasets: Sequence[str], strategies: Sequence[str],
           params: Mapping[str, Mapping[str, str]], budgets: Sequence[int], *,
-          budget_mode: BudgetMode = "sample", seed: int = 0) -> list[CellSpec]:
-    """Every (dataset, strategy, budget) cell; ``params`` maps a strategy to its params."""
-    if not datasets or not strategies or not budgets:
+          budget_mode: BudgetMode = "sample", seed: int = 0,
+          sleep: Sequence[Mapping[str, str] | None] = (None,)) -> list[CellSpec]:
+    """Every (dataset, strategy, budget, sleep) cell; ``params`` maps a strategy to its
+    params; ``sleep`` lists sleep settings (None: test-time only)."""
+    if not datasets or not strategies or not budgets or not sleep:
         raise ConfigError("a sweep needs at least one dataset, strategy and budget")
-    return [CellSpec(d, s, tuple(params.get(s, {}).items()), b, budget_mode, seed)
-            for d in datasets for s in strategies for b in budgets]
+    return [CellSpec(d, s, tuple(params.get(s, {}).items()), b, budget_mode, seed,
+                     tuple(z.items()) if z is not None else None)
+            for d in datasets for z in sleep for s in strategies for b in budgets]
 
 
 async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
@@ -138,10 +162,14 @@ async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
     result = CellResult(spec, log.directory, dict(done), len(done), log.repaired_bytes)
     pending = [(i, item) for i, item in items if item.id not in done]
     gate = asyncio.Semaphore(concurrency)
+    side = SleepSide(log.directory, engine.backend, engine.registry,
+                     sleep_params(spec.sleep)) if spec.sleep is not None and pending else None
+    firsts = first_items([item for _, item in items])
 
     async def one(index: int, item: EvalItem) -> dict[str, Any]:
         async with gate:
-            return await solve(engine, strategy, dataset, spec, index, item)
+            return await solve(engine, strategy, dataset, spec, index, item, sleep=side,
+                               charge_sleep=item.id in firsts)
 
     tasks = [asyncio.ensure_future(one(i, item)) for i, item in pending]
     try:
@@ -155,6 +183,8 @@ async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if side is not None:
+            side.close()
     write_summary(result, [item.id for _, item in items])
     return result
 
@@ -165,8 +195,12 @@ def run_cell(engine: Engine, spec: CellSpec, out: Path, **kwargs: Any) -> CellRe
 
 
 async def solve(engine: Engine, strategy: Strategy[Any], dataset: Dataset, spec: CellSpec,
-                index: int, item: EvalItem) -> dict[str, Any]:
-    """Answer one item and grade it; a budget that runs out is a wrong answer, not a crash."""
+                index: int, item: EvalItem, *, sleep: SleepSide | None = None,
+                charge_sleep: bool = False) -> dict[str, Any]:
+    """Answer one item and grade it; a budget that runs out is a wrong answer, not a crash.
+
+    With ``sleep``, the item is answered from its context's learned version, and
+    ``charge_sleep`` puts that context's sleep-time usage in this row's ledger."""
     sampling, max_total = spec.request(item)
     ledger = Ledger()
     ctx = RunContext(backend=engine.backend, ledger=ledger, sampling=sampling,
@@ -174,14 +208,22 @@ async def solve(engine: Engine, strategy: Strategy[Any], dataset: Dataset, spec:
     started = time.perf_counter()
     error = None
     try:
-        answer = await strategy.run(dataset.problem(item), ctx)
+        if sleep is not None:
+            answer = await sleep.answer(item, strategy, ledger, charge_sleep=charge_sleep,
+                                        budget=max_total, sampling=sampling)
+        else:
+            answer = await strategy.run(dataset.problem(item), ctx)
     except BudgetExceeded as exc:
         answer, error = Answer("", None, spec.strategy, ledger=ledger), f"BudgetExceeded: {exc}"
     correct = False
     if error is None:
         graded = dataset.grade(item, answer)
         correct = bool(await graded if inspect.isawaitable(graded) else graded)
-    return {
+    extra: dict[str, Any] = {}
+    if sleep is not None:
+        extra = {"sleep": dict(answer.info.get("sleep") or {}, charged=charge_sleep),
+                 "predictability": predictability_of(answer)}
+    return extra | {
         "id": item.id, "index": index, "difficulty": item.difficulty, "group": item.group,
         "prediction": answer.answer, "gold": item.answer, "correct": correct, "error": error,
         "confidence": answer.confidence, "votes": answer.votes,

@@ -186,7 +186,11 @@ class SleepService:
         started = time.perf_counter()
         score = await self._scorer.score(ctx, record.raw_text, question) if predictability \
             else None
-        answer = await runner.run(problem, ctx)
+        try:
+            answer = await runner.run(problem, ctx)
+        finally:  # the caller's ledger sees the tokens even when the budget ran out
+            if ledger is not None:
+                ledger.extend(ctx.ledger)
         query = self.store.record_query(context_id, QueryDraft(
             question=question, answer=answer.answer,
             learned_version=learned.version if learned else None, strategy=runner.name,
@@ -198,8 +202,6 @@ class SleepService:
                            learned_revision=learned.raw_revision if learned else None,
                            raw_revision=record.revision,
                            logprob_per_token=query.logprob_per_token)
-        if ledger is not None:
-            ledger.extend(ctx.ledger)
         return answer
 
     def ask(self, question: str, context_id: int, **options: Any) -> Answer:
