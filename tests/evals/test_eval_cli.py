@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ponder.evals.metrics import phase_tokens
 from ponder.evals.results import RESULTS_FILE, SPEC_FILE
 
 
@@ -72,6 +73,9 @@ def test_run_resume_and_report_on_the_tiny_model(ponder_home: Path, tmp_path: Pa
     (["--param", "beams=2"], "no strategy among cot, self-consistency has a parameter"),
     (["--param", "tpo.n=2"], "'tpo' is not one of the strategies being run"),
     (["--limit", "0"], "limit must be >= 1"),
+    (["--sleep", "maybe"], "--sleep must be off, on or both"),
+    (["--sleep-param", "rounds=1"], "--sleep-param needs --sleep on or --sleep both"),
+    (["--sleep", "on", "--sleep-param", "naps=2"], "sleep parameter 'naps' is unknown"),
 ])
 def test_bad_options_fail_in_one_line_before_loading_a_model(
         args: list[str], message: str, ponder_home: Path, tmp_path: Path) -> None:
@@ -98,3 +102,27 @@ def test_datasets_and_compare_commands(ponder_home: Path, tmp_path: Path) -> Non
     assert compare.returncode == 0, compare.stderr
     assert "33.3%" in compare.stdout and "100.0%" in compare.stdout
     assert "0.5" in compare.stdout  # McNemar p for 0 vs 2 discordant pairs
+
+
+def test_sleep_both_runs_paired_cells_and_reports_amortisation(ponder_home: Path,
+                                                              tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "sleep"
+    run = ponder("eval", "run", "--dataset", "multi-query,bins=0,per_bin=1,queries=2",
+                 "--strategy", "direct", "--param", "max_tokens=8", "--budgets", "8",
+                 "--sleep", "both", "--sleep-param", "rounds=1", "--sleep-param",
+                 "max_tokens=16", "--model", "smollm2-135m", "--out", str(out),
+                 home=ponder_home)
+    assert run.returncode == 0, run.stderr
+    cells = {p.parent.name: p.parent for p in out.glob(f"*/{SPEC_FILE}")}
+    assert len(cells) == 2
+    [slept] = [c for name, c in cells.items() if "sleep" in name]
+    [plain] = [c for name, c in cells.items() if "sleep" not in name]
+    assert (slept / "contexts.db").is_file() and not (plain / "contexts.db").exists()
+    assert {r["id"] for r in rows(slept)} == {r["id"] for r in rows(plain)}
+    assert sum(phase_tokens(r, "sleep") for r in rows(slept)) > 0
+    assert sum(phase_tokens(r, "sleep") for r in rows(plain)) == 0
+    assert "sleep tok/item" in run.stdout
+    html = tmp_path / "report.html"
+    report = ponder("eval", "report", str(out), "--out", str(html), home=ponder_home)
+    assert report.returncode == 0, report.stderr
+    assert 'alt="amortized_cost"' in html.read_text()

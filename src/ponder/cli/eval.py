@@ -60,6 +60,13 @@ def run(
     budget_mode: Annotated[str, typer.Option(
         help="sample: the budget is max_tokens per sample; total: it caps the completion "
              "tokens of the whole request (max_total_tokens).")] = "sample",
+    sleep: Annotated[str, typer.Option(
+        help="Sleep-time compute: off (test-time only), on (sleep on each context first, "
+             "then answer from the learned context), or both (each cell twice, to "
+             "compare). Needs stateful items (gen, multi-query, gsm-symbolic).")] = "off",
+    sleep_param: Annotated[list[str] | None, typer.Option(
+        "--sleep-param", help="Sleep-agent key=value: rounds, samples, max_tokens, "
+                              "select, protocol (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option(help="Use the first K items.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds data generation and sampling.")] = 0,
     concurrency: Annotated[int | None, typer.Option(
@@ -83,7 +90,8 @@ def run(
     registry = Registry.from_entry_points()
     params = strategy_params(strategy, parse_key_values(param), registry)
     cells = sweep(dataset, strategy, params, parse_budgets(budgets),
-                  budget_mode=_mode(budget_mode), seed=seed)
+                  budget_mode=_mode(budget_mode), seed=seed,
+                  sleep=sleep_settings(sleep, parse_key_values(sleep_param)))
     loaded = {(d, seed): load_dataset(d, seed) for d in dict.fromkeys(dataset)}
     for (name, _), data in loaded.items():
         err_console.print(f"[dim]{escape(name)}: {len(data)} items from "
@@ -197,6 +205,17 @@ def strategy_params(strategies: Sequence[str], pairs: Mapping[str, str],
     return params
 
 
+def sleep_settings(mode: str, pairs: Mapping[str, str]) -> list[Mapping[str, str] | None]:
+    """The sweep's sleep axis from ``--sleep`` and ``--sleep-param``."""
+    choices: dict[str, list[Mapping[str, str] | None]] = {
+        "off": [None], "on": [dict(pairs)], "both": [None, dict(pairs)]}
+    if mode not in choices:
+        raise ConfigError(f"--sleep must be off, on or both, got {mode!r}")
+    if pairs and mode == "off":
+        raise ConfigError("--sleep-param needs --sleep on or --sleep both")
+    return choices[mode]
+
+
 def _mode(text: str) -> BudgetMode:
     return "total" if text == "total" else "sample"
 
@@ -232,7 +251,8 @@ class ProgressView:
         ids = {item.id for item in dataset.items[:self.limit]}
         self._items[spec] = ids
         self._tasks[spec] = self.progress.add_task(
-            f"{spec.dataset} {spec.label} @{spec.budget}", total=len(ids), acc="-", tok="-")
+            escape(f"{spec.dataset} {spec.label} @{spec.budget}"), total=len(ids), acc="-",
+            tok="-")
         self._rows[spec] = {}
         self._load(spec)
 
@@ -263,7 +283,7 @@ def print_cells(cells: Sequence[CellSpec], out: Path, limit: int | None,
                 loaded: Mapping[tuple[str, int], Dataset]) -> None:
     table = Table(show_edge=False, title=str(out))
     for column in ("dataset", "strategy", "budget", "n", "accuracy", "95% CI", "tok/item",
-                   "s/item"):
+                   "sleep tok/item", "s/item"):
         left = column in ("dataset", "strategy")
         table.add_column(column, justify="left" if left else "right",
                          overflow="fold" if left else "ellipsis")
@@ -274,5 +294,6 @@ def print_cells(cells: Sequence[CellSpec], out: Path, limit: int | None,
         a = m.accuracy
         table.add_row(escape(spec.dataset), escape(spec.label), str(spec.budget), str(a.n),
                       f"{a.value:.1%}", f"{a.low:.0%}–{a.high:.0%}", f"{m.test_tokens:.0f}",
+                      f"{m.sleep_tokens:.0f}" if spec.sleep is not None else "-",
                       f"{m.seconds:.1f}")
     console.print(table)
