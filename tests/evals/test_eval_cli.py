@@ -126,3 +126,32 @@ def test_sleep_both_runs_paired_cells_and_reports_amortisation(ponder_home: Path
     report = ponder("eval", "report", str(out), "--out", str(html), home=ponder_home)
     assert report.returncode == 0, report.stderr
     assert 'alt="amortized_cost"' in html.read_text()
+
+
+def test_recipes_run_in_quick_mode_and_write_results(ponder_home: Path, tmp_path: Path) -> None:
+    listing = ponder("eval", "recipe", home=ponder_home, timeout=60)
+    assert listing.returncode == 0
+    names = ("sleep-pareto", "sleep-scaling", "amortisation", "predictability",
+             "search-equal-budget")
+    assert all(name in listing.stdout for name in names)
+    bad = ponder("eval", "recipe", "nap", home=ponder_home, timeout=60)
+    assert bad.returncode != 0 and "unknown recipe 'nap'" in bad.stderr
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    run = ponder("eval", "recipe", "all", "--quick", "--model", "smollm2-135m", "--runs",
+                 str(runs), "--out", str(out), home=ponder_home, timeout=600)
+    assert run.returncode == 0, run.stderr
+    for name in names:
+        folder = out / name
+        assert (folder / f"{name}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        readme = (folder / "README.md").read_text()
+        assert "Quick mode" in readme and "smollm2-135m" in readme and "cores" in readme
+        assert "ponder eval recipe all --quick" in readme
+        data = json.loads((folder / "results.json").read_text())
+        assert data["quick"] is True and data["table"] and data["findings"]
+    # Cells shared between recipes ran once: the predictability recipe reran nothing.
+    pareto = json.loads((out / "sleep-pareto" / "results.json").read_text())
+    assert len(pareto["table"]) == 4
+    shared = [c for c in json.loads((out / "predictability" / "results.json").read_text())[
+        "cells"] if c["dataset"].endswith("queries=2")]
+    assert len(shared) == 2
+    assert len(list(runs.glob(f"*/{SPEC_FILE}"))) == 4 + 1 + 2 + 3  # unique cells only

@@ -151,6 +151,55 @@ def compare(a: Annotated[Path, typer.Argument(help="Cell folder A (baseline).")]
     console.print(table)
 
 
+@eval_app.command("recipe")
+def recipe(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Recipe names, or 'all'. Omit to list them.")] = None,
+    runs: Annotated[Path, typer.Option(help="Where the cells run (resumable; shared by "
+                                            "the recipes).")] = Path("runs/recipes"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder: one "
+                                      "subfolder per recipe.")] = Path("docs/results"),
+    quick: Annotated[bool, typer.Option(help="A tiny mechanics-sized version (for the "
+                                        "tiny model); its numbers mean nothing.")] = False,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Reproduce a paper's experiment in one command; writes OUT/NAME/{README.md,png,json}."""
+    import sys
+
+    from ponder.evals.recipes import RECIPES, arun_recipe
+
+    if not names:
+        table = Table(show_edge=False)
+        table.add_column("recipe")
+        table.add_column("reproduces")
+        for item in RECIPES.values():
+            table.add_row(item.name, escape(item.title))
+        console.print(table)
+        return
+    chosen = list(RECIPES) if names == ["all"] else names
+    unknown = [n for n in chosen if n not in RECIPES]
+    if unknown:
+        raise ConfigError(f"unknown recipe {unknown[0]!r} (available: all, "
+                          f"{', '.join(RECIPES)})")
+    command = " ".join(["ponder", *sys.argv[1:]]) if sys.argv[1:2] == ["eval"] else ""
+    with engine_from_options(backend, base_url, model, api_key) as engine:
+        for name in chosen:
+            view = ProgressView(runs, None)
+            with view.progress:
+                done = engine.backend.run_sync(arun_recipe(
+                    engine, RECIPES[name], runs, out / name, quick=quick,
+                    command=command or f"ponder eval recipe {name}",
+                    on_row=view.on_row, on_cell=view.on_cell))
+            console.print(f"[bold]{escape(done.recipe.title)}[/]")
+            for line in done.findings.lines:
+                console.print(f"  - {escape(line)}")
+            console.print(f"[dim]{escape(str(done.directory / 'README.md'))} "
+                          f"({done.seconds / 60:.1f} min)[/]")
+
+
 @eval_app.command("datasets")
 def datasets() -> None:
     """List the dataset names `--dataset` accepts, with licences."""
