@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from ponder.evals.metrics import phase_tokens
 from ponder.evals.recipes.base import Findings, Recipe, Rows, accuracy_of
-from ponder.evals.recipes.common import QUICK_SLEEP, SLEEP, cell, figure, pct
+from ponder.evals.recipes.common import QUICK_SLEEP, SLEEP, cell, figure, pct, style
 from ponder.evals.runner import CellSpec
 from ponder.ledger import DEFAULT_TEST_TIME_WEIGHT
 
@@ -55,11 +55,8 @@ def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
     ax.plot([c[0] for c in curve], [c[2] for c in curve], "s-", label="sleep-time")
     ax.set_xscale("log")
     ax.set_xticks([c[0] for c in curve], [str(c[0]) for c in curve])
-    ax.set_xlabel("queries per context")
-    ax.set_ylabel(f"cost per query (sleep tok + {weight:g} x test tok)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"amortisation (cot@{BUDGET}; {weight:g}x test-token price)", fontsize=9)
+    style(ax, "queries per context", f"cost per query (sleep tok + {weight:g} x test tok)",
+          f"amortisation (cot@{BUDGET}; {weight:g}x test-token price)")
     contexts = first_queries(sleep_rows, 1)[1]
     lines = [f"Sleep-time tokens per context: {sleep_total / max(contexts, 1):.0f}; "
              f"a test-time token is priced at {weight:g} sleep-time tokens (the paper's model)."]

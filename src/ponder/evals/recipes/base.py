@@ -78,15 +78,18 @@ async def arun_recipe(engine: Engine, recipe: Recipe, runs: Path, out: Path, *,
                       if item.id in by_id]
     findings = recipe.analyse(rows)
     seconds = time.perf_counter() - started
+    item_seconds = sum(float(r.get("wall_seconds") or 0) for got in rows.values() for r in got)
     write_results(recipe, findings, out, engine=engine, command=command, quick=quick,
-                  seconds=seconds, cells=cells)
+                  seconds=item_seconds, cells=cells)
     return RecipeRun(recipe, findings, out, seconds)
 
 
 def write_results(recipe: Recipe, findings: Findings, out: Path, *, engine: Engine,
                   command: str, quick: bool, seconds: float,
                   cells: Sequence[CellSpec]) -> None:
-    """``README.md``, ``<name>.png`` and ``results.json`` under ``out``."""
+    """``README.md``, ``<name>.png`` and ``results.json`` under ``out``.
+
+    ``seconds`` is the model time of the cells' items (whichever run made them)."""
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{recipe.name}.png"
     findings.figure.savefig(png, dpi=110, bbox_inches="tight")
@@ -94,7 +97,7 @@ def write_results(recipe: Recipe, findings: Findings, out: Path, *, engine: Engi
     write_json_atomic(out / "results.json", {
         "recipe": recipe.name, "title": recipe.title, "claim": recipe.claim,
         "command": command, "quick": quick, "machine": machine,
-        "wall_seconds": round(seconds, 1),
+        "item_seconds": round(seconds, 1),
         "cells": [c.to_dict() for c in cells],
         "headers": list(findings.headers), "table": [list(map(_json, r)) for r in findings.table],
         "findings": findings.lines, "data": findings.data,
@@ -109,8 +112,8 @@ def write_results(recipe: Recipe, findings: Findings, out: Path, *, engine: Engi
         "```", command or f"ponder eval recipe {recipe.name}", "```", "",
         f"**Model:** {machine['model']} ({machine['backend']}). "
         f"**Hardware:** {machine['hardware']}. **Software:** {machine['software']}. "
-        f"Run on {machine['date']}; {seconds / 60:.1f} min wall for the last invocation "
-        "(cells already on disk are not rerun).", "",
+        f"Run on {machine['date']}; the items took {seconds / 60:.1f} min of wall time "
+        "in all (sum over the cells, shared cells included).", "",
     ]
     if quick:
         text += ["**Quick mode: a mechanics check, the numbers mean nothing.**", ""]

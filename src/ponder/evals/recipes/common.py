@@ -8,6 +8,7 @@ its instances may not be committed, and the 0.5B model scores ~0% on it).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -31,6 +32,18 @@ def cell(dataset: str, strategy: str, budget: int, *, params: Mapping[str, str] 
 def figure(columns: int = 1) -> tuple[Figure, list[object]]:
     fig = Figure(figsize=(5.4 * columns, 3.9), dpi=110, layout="constrained")
     return fig, list(fig.subplots(1, columns, squeeze=False)[0])
+
+
+def style(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels, grid, legend and title; accuracy axes run from 0 to 1."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylabel == "accuracy":
+        ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
 
 
 def pct(value: float) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from ponder.evals.metrics import summarize
 from ponder.evals.recipes.base import Findings, Recipe, Rows
-from ponder.evals.recipes.common import SEED, figure, pct
+from ponder.evals.recipes.common import SEED, figure, pct, style
 from ponder.evals.runner import CellSpec
 
 DATASET = "gen,bins=1-3,per_bin=3"
@@ -40,12 +40,8 @@ def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
     for strategy, points in series.items():
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=strategy)
-    ax.set_xlabel("total completion-token budget per question")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("search strategies at equal budgets", fontsize=9)
+    style(ax, "total completion-token budget per question", "accuracy",
+          "search strategies at equal budgets")
     lines = []
     for budget in sorted({b for ps in series.values() for b, _, _ in ps}):
         at = sorted(((acc, s) for s, ps in series.items() for b, acc, _ in ps if b == budget),

@@ -14,6 +14,7 @@ from ponder.evals.recipes.common import (
     cell,
     figure,
     pct,
+    style,
 )
 from ponder.evals.runner import CellSpec
 
@@ -47,12 +48,8 @@ def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
         for x, y, spec in ordered:
             ax.annotate(f"{spec.strategy}@{spec.budget}", (x, y), fontsize=6,
                         textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel("test-time completion tokens per question")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("sleep-time vs test-time only", fontsize=9)
+    style(ax, "test-time completion tokens per question", "accuracy",
+          "sleep-time vs test-time only")
     lines, ratios = _equal_accuracy(points["test-only"], points["sleep"])
     best = {c: max((p[1] for p in ps), default=0.0) for c, ps in points.items()}
     lines.append(f"Best accuracy: sleep {pct(best['sleep'])}, test-only "

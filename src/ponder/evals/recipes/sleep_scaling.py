@@ -14,6 +14,7 @@ from ponder.evals.recipes.common import (
     cell,
     figure,
     pct,
+    style,
 )
 from ponder.evals.runner import CellSpec
 
@@ -59,12 +60,8 @@ def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
             ax.annotate(label, (x, y), fontsize=6, textcoords="offset points", xytext=(3, 3))
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle=":", label="test-only")
-    ax.set_xlabel("sleep-time completion tokens per context")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"scaling sleep-time compute (test budget cot@{TEST_BUDGET})", fontsize=9)
+    style(ax, "sleep-time completion tokens per context", "accuracy",
+          f"scaling sleep-time compute (test budget cot@{TEST_BUDGET})")
     lines = []
     for name, points in series.items():
         ordered = sorted(points)
