@@ -20,7 +20,8 @@ def ponder_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own PONDER_HOME (like llm's LLM_USER_PATH fixture)."""
     home = tmp_path / "ponder_home"
     monkeypatch.setenv("PONDER_HOME", str(home))
-    for var in ("PONDER_BASE_URL", "PONDER_MODEL", "PONDER_API_KEY", "PONDER_BACKEND"):
+    for var in ("PONDER_BASE_URL", "PONDER_MODEL", "PONDER_API_KEY", "PONDER_BACKEND",
+                "PONDER_SERVER_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -19,8 +19,8 @@ def serve_process(tmp_path: Path) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PONDER_API_KEY": "k3y", "PONDER_THREADS": "1",
-           "PONDER_HOME": str(tmp_path)}
+    env = {**os.environ, "PONDER_SERVER_API_KEY": "k3y", "PONDER_THREADS": "1",
+           "PONDER_API_KEY": "engine-key-not-for-clients", "PONDER_HOME": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), "--model",
          "smollm2-135m", "--strategy", "direct", "--no-sleep-worker"],
@@ -47,6 +47,8 @@ def test_ponder_serve(serve_process: str) -> None:
     assert health == health | {"status": "ok", "model": "smollm2-135m", "backend": "embedded",
                                "sleep_worker": False}
     assert httpx.get(f"{serve_process}/v1/models").status_code == 401
+    engine_key = {"Authorization": "Bearer engine-key-not-for-clients"}
+    assert httpx.get(f"{serve_process}/v1/models", headers=engine_key).status_code == 401
     key = {"Authorization": "Bearer k3y"}
     reply = httpx.post(f"{serve_process}/v1/chat/completions", headers=key, timeout=60, json={
         "model": "smollm2-135m", "max_tokens": 4,

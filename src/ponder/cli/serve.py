@@ -46,7 +46,8 @@ def serve(
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /v1/models, /health and /metrics.
 
-    Clients authenticate with PONDER_API_KEY when it is set.
+    Clients authenticate with PONDER_SERVER_API_KEY when it is set (PONDER_API_KEY /
+    --api-key is the key for a remote engine behind ponder).
     """
     import uvicorn
 
@@ -60,7 +61,7 @@ def serve(
         sleep_worker=not no_sleep_worker)
     if settings.api_key is None and not _is_loopback(host):
         err_console.print(f"[yellow]warning:[/] serving on {host} without an API key; "
-                          "set PONDER_API_KEY")
+                          "set PONDER_SERVER_API_KEY")
     with engine_from_options(backend, base_url, model, api_key) as engine:
         err_console.print(f"ponder serving {engine.backend.model} ({engine.backend.kind}) on "
                           f"http://{host}:{port}/v1")

@@ -6,8 +6,10 @@
     app = create_app(engine, settings)
 
 ``ServerSettings.from_env()`` is the only place that reads the environment
-(``PONDER_API_KEY``). Every cap is checked before any token is generated, and
-a request beyond a cap gets a 400 that names the parameter.
+(``PONDER_SERVER_API_KEY``: the key clients must send; ``PONDER_API_KEY`` is
+the key ponder sends to a remote engine, never accepted from clients). Every
+cap is checked before any token is generated, and a request beyond a cap gets
+a 400 that names the parameter.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ DEFAULT_EFFORT_STRATEGIES: Mapping[str, str | None] = {
     "max": "self-consistency",
 }
 """``reasoning_effort`` -> strategy when none is named (None: the server default)."""
+
+SERVER_API_KEY_ENV = "PONDER_SERVER_API_KEY"
+"""The key clients must send (separate from the remote engine's ``PONDER_API_KEY``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +100,8 @@ class ServerSettings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
-        """Settings with the API key from ``PONDER_API_KEY`` (unless overridden)."""
-        overrides.setdefault("api_key", os.environ.get("PONDER_API_KEY") or None)
+        """Settings with the clients' API key from ``PONDER_SERVER_API_KEY``."""
+        overrides.setdefault("api_key", os.environ.get(SERVER_API_KEY_ENV) or None)
         return cls(**overrides)
 
     def with_(self, **changes: Any) -> ServerSettings:
