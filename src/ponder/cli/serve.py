@@ -39,6 +39,13 @@ def serve(
     timeout: Annotated[float, typer.Option(help="Seconds a request may run.")] = 300.0,
     no_sleep_worker: Annotated[bool, typer.Option(
         "--no-sleep-worker", help="Do not run sleep-time compute in this process.")] = False,
+    token_budget: Annotated[int | None, typer.Option(
+        help="Online mode: completion tokens all requests may spend per window. Requests "
+             "that name no strategy get the dearest level that fits what is left (direct ~32 "
+             "tok, cot ~256, self-consistency n=4 ~1000), falling as the window drains and "
+             "rising as it refills. Off unless given.")] = None,
+    token_budget_window: Annotated[float, typer.Option(
+        help="Seconds of the online mode's rolling window.")] = 60.0,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -47,24 +54,35 @@ def serve(
     """Serve /v1/chat/completions, /v1/completions, /v1/models, /health and /metrics.
 
     Clients authenticate with PONDER_SERVER_API_KEY when it is set (PONDER_API_KEY /
-    --api-key is the key for a remote engine behind ponder).
+    --api-key is the key for a remote engine behind ponder). With --token-budget, a
+    rolling budget picks the strategy of requests that name none (see /health, /metrics).
     """
     import uvicorn
 
     from ponder.server import ServerSettings, create_app
+    from ponder.server.rolling import check_levels
 
-    Registry.from_entry_points().get(strategy)  # fail before loading a model
+    registry = Registry.from_entry_points()
+    registry.get(strategy)  # fail before loading a model
     settings = ServerSettings.from_env(
         default_strategy=strategy, max_concurrency=max_concurrency, max_tokens=max_tokens,
         default_max_tokens=min(512, max_tokens), max_n=max_n,
         max_request_tokens=max_request_tokens, request_timeout=timeout,
-        sleep_worker=not no_sleep_worker)
+        sleep_worker=not no_sleep_worker, token_budget=token_budget,
+        token_budget_window=token_budget_window)
+    if settings.token_budget is not None:
+        check_levels(settings, registry)
     if settings.api_key is None and not _is_loopback(host):
         err_console.print(f"[yellow]warning:[/] serving on {host} without an API key; "
                           "set PONDER_SERVER_API_KEY")
     with engine_from_options(backend, base_url, model, api_key) as engine:
         err_console.print(f"ponder serving {engine.backend.model} ({engine.backend.kind}) on "
                           f"http://{host}:{port}/v1")
+        if settings.token_budget is not None:
+            ladder = " -> ".join(f"{lv.name} (~{lv.expected_tokens:g} tok)"
+                                 for lv in settings.budget_levels)
+            err_console.print(f"online budget: {settings.token_budget} completion tokens per "
+                              f"{settings.token_budget_window:g} s; levels {ladder}")
         uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="info")
 
 

@@ -9,13 +9,15 @@
     # uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Everything a request needs is on ``app.state`` (engine, settings, gate,
-metrics, contexts); nothing is module-level. The app never fetches URLs named
+metrics, contexts, and the online mode's rolling ``token_budget`` or None);
+nothing is module-level. The app never fetches URLs named
 in a request and never executes model output.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,7 @@ from ponder.server import chat, completions, errors, health, metrics, models
 from ponder.server import contexts as contexts_api
 from ponder.server.contexts import Contexts
 from ponder.server.errors import ApiError
+from ponder.server.rolling import OnlineBudget
 from ponder.server.settings import Gate, ServerSettings
 
 if TYPE_CHECKING:
@@ -35,11 +38,15 @@ if TYPE_CHECKING:
 
 
 def create_app(engine: Engine, settings: ServerSettings | None = None, *,
-               sleep: SleepService | None = None) -> FastAPI:
+               sleep: SleepService | None = None,
+               clock: Callable[[], float] = time.monotonic) -> FastAPI:
     """An OpenAI-compatible app serving ``engine``. The caller owns (and closes) the engine,
     and ``sleep`` when given; otherwise the app opens the context store at startup
-    (``settings.database_url``) and closes it at shutdown."""
+    (``settings.database_url``) and closes it at shutdown. ``clock`` times the rolling
+    token budget (tests pass a fake one). Raises ``ConfigError`` for budget levels the
+    engine's registry cannot build."""
     settings = settings or ServerSettings()
+    token_budget = OnlineBudget.from_settings(settings, engine.registry, clock=clock)
     contexts = Contexts(sleep, settings)
 
     @asynccontextmanager
@@ -60,6 +67,7 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, *,
     app.state.gate = Gate(settings.max_concurrency)
     app.state.metrics = metrics.Metrics()
     app.state.contexts = contexts
+    app.state.token_budget = token_budget
     errors.install(app)
     for module in (health, models, chat, completions, contexts_api, metrics):
         app.include_router(module.router)

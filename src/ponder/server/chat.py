@@ -47,19 +47,20 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
                                                    run.choices, run.model, run.slot)
     if spec.stream:
         return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model),
-                                          endpoint=ENDPOINT, started=started), slot)
-    answers, usage = await runs.complete(state, spec, strategy, choices, slot)
+                                          endpoint=ENDPOINT, started=started, bill=run.bill),
+                                   slot, run.bill)
+    answers, usage = await runs.complete(state, spec, strategy, choices, slot, run.bill)
     return json_response(ChatCompletionResponse(
         id=new_id("chatcmpl"), created=now(), model=model, usage=usage,
-        choices=[_choice(i, a) for i, a in enumerate(answers)]))
+        choices=[_choice(i, a, spec.budget_level) for i, a in enumerate(answers)]))
 
 
-def _choice(index: int, answer: Answer) -> ChatChoice:
+def _choice(index: int, answer: Answer, budget_level: int | None) -> ChatChoice:
     calls = answer.info.get("tool_calls") or None
     content = answer.info.get("content") if calls else answer.text
     return ChatChoice(index=index, finish_reason=runs.finish_reason(answer),
                       message=AssistantMessage(content=content, tool_calls=_tool_calls(calls)),
-                      ponder=runs.choice_info(answer))
+                      ponder=runs.choice_info(answer, budget_level))
 
 
 def _tool_calls(calls: list[dict[str, Any]] | None) -> list[ToolCallOut] | None:

@@ -43,12 +43,14 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
                                                    run.choices, run.model, run.slot)
     if spec.stream:
         return EventStreamResponse(events(state, spec, strategy, choices, _Chunks(model, spec),
-                                          endpoint=ENDPOINT, started=started), slot)
-    answers, usage = await runs.complete(state, spec, strategy, choices, slot)
+                                          endpoint=ENDPOINT, started=started, bill=run.bill),
+                                   slot, run.bill)
+    answers, usage = await runs.complete(state, spec, strategy, choices, slot, run.bill)
     return json_response(CompletionResponse(
         id=new_id("cmpl"), created=now(), model=model, usage=usage,
         choices=[TextChoice(index=c.index, text=_echo(spec, c) + a.text,
-                            finish_reason=runs.finish_reason(a), ponder=runs.choice_info(a))
+                            finish_reason=runs.finish_reason(a),
+                            ponder=runs.choice_info(a, spec.budget_level))
                  for c, a in zip(choices, answers, strict=True)]))
 
 

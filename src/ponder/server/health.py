@@ -1,4 +1,5 @@
-"""GET /health: is the server up, what does it serve, how busy is it. No auth needed."""
+"""GET /health: is the server up, what does it serve, how busy is it (and, in the online
+mode, how much of the rolling token budget is left). No auth needed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ router = APIRouter()
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     engine, settings = engine_of(request), settings_of(request)
+    online = request.app.state.token_budget
     return {"status": "ok", "model": engine.backend.model, "backend": engine.backend.kind,
             "in_flight": request.app.state.gate.active,
             "max_concurrency": settings.max_concurrency,
-            "sleep_worker": request.app.state.contexts.worker_running()}
+            "sleep_worker": request.app.state.contexts.worker_running(),
+            "token_budget": online.state() if online is not None else None}

@@ -8,6 +8,16 @@ Series::
     ponder_tokens_total{phase,kind}                   counter (kind: prompt, cached, completion)
     ponder_requests_in_flight                         gauge (admitted generating requests)
 
+With the online mode on (``ServerSettings.token_budget``), the rolling budget's
+series too (``OnlineBudget.metric_lines``)::
+
+    ponder_token_budget_tokens                        gauge (tokens per window)
+    ponder_token_budget_window_seconds                gauge
+    ponder_token_budget_spent_tokens                  gauge (billed in the current window)
+    ponder_token_budget_available_tokens              gauge
+    ponder_token_budget_billed_requests_total         counter
+    ponder_token_budget_level_requests_total{level,name,strategy}  counter
+
 One ``Metrics`` object per app (on ``app.state``); it is only touched from the
 event loop, so it needs no lock.
 """
@@ -74,7 +84,7 @@ class Metrics:
             self.tokens[(phase, "cached")] += usage.cached_prompt_tokens
             self.tokens[(phase, "completion")] += usage.completion_tokens
 
-    def render(self, in_flight: int = 0) -> str:
+    def render(self, in_flight: int = 0, extra: Sequence[str] = ()) -> str:
         lines = ["# HELP ponder_requests_total HTTP requests by endpoint and status.",
                  "# TYPE ponder_requests_total counter"]
         lines += [f'ponder_requests_total{{endpoint="{e}",status="{s}"}} {n}'
@@ -93,7 +103,7 @@ class Metrics:
                   for (p, k), n in sorted(self.tokens.items())]
         lines += ["# HELP ponder_requests_in_flight Generating requests admitted now.",
                   "# TYPE ponder_requests_in_flight gauge",
-                  f"ponder_requests_in_flight {in_flight}"]
+                  f"ponder_requests_in_flight {in_flight}", *extra]
         return "\n".join(lines) + "\n"
 
 
@@ -131,5 +141,7 @@ class ObserveRequests:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    body = request.app.state.metrics.render(in_flight=request.app.state.gate.active)
+    state = request.app.state
+    extra = state.token_budget.metric_lines() if state.token_budget is not None else []
+    body = state.metrics.render(in_flight=state.gate.active, extra=extra)
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")

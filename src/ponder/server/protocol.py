@@ -206,6 +206,11 @@ class RunSpec:
     context_id: int | str | None = None
     reasoning_effort: str | None = None
     echo: bool = False
+    strategy_from_request: bool = False
+    """The request chose its strategy (``ponder.strategy``, a model prefix,
+    ``reasoning_effort`` or ``ponder.params``): the online budget leaves it alone."""
+    budget_level: int | None = None
+    """Index into ``ServerSettings.budget_levels`` when the online budget chose the strategy."""
 
     @property
     def choices(self) -> int:
@@ -240,6 +245,12 @@ class _GenerationRequest(OpenAIBaseModel):
         if effort is not None and defaults.effort_strategies.get(effort):
             return defaults.effort_strategies[effort]
         return fallback
+
+    def _names_strategy(self, model_strategy: str | None, effort: str | None) -> bool:
+        """Whether the request chose (or configured) its strategy itself."""
+        ponder = getattr(self, "ponder", None)
+        named = ponder is not None and (bool(ponder.strategy) or ponder.params is not None)
+        return named or bool(model_strategy) or effort is not None
 
     def _sampling(self, defaults: ServerSettings, max_tokens: int | None,
                   stop: str | list[str] | None, seed: int | None,
@@ -350,7 +361,8 @@ class ChatCompletionRequest(_GenerationRequest):
             n=self.n, budget=ponder.budget or defaults.max_request_tokens, problems=(problem,),
             tools=tools if use_tools else (), tool_choice=choice,
             stream=bool(self.stream), include_usage=_include_usage(self),
-            context_id=ponder.context_id, reasoning_effort=effort)
+            context_id=ponder.context_id, reasoning_effort=effort,
+            strategy_from_request=self._names_strategy(model_strategy, effort))
 
 
 # -- text completions ----------------------------------------------------------
@@ -407,7 +419,8 @@ class CompletionRequest(_GenerationRequest):
             problems=tuple(Problem(question=p, kind="text") for p in prompts),
             stream=bool(self.stream), include_usage=_include_usage(self),
             context_id=ponder.context_id, reasoning_effort=ponder.reasoning_effort,
-            echo=bool(self.echo))
+            echo=bool(self.echo),
+            strategy_from_request=self._names_strategy(model_strategy, ponder.reasoning_effort))
 
 
 def _include_usage(request: ChatCompletionRequest | CompletionRequest) -> bool:
@@ -494,6 +507,9 @@ class ChoiceInfo(BaseModel):
     confidence: float | None = None
     context: dict[str, Any] | None = None
     """With ``context_id``: the context, learned version and query this answer used."""
+    budget_level: int | None = None
+    """Online mode: the level the rolling token budget chose (index into the server's
+    ``budget_levels``); None when the request chose its strategy or the mode is off."""
 
 
 class ChatChoice(BaseModel):

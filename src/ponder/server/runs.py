@@ -15,7 +15,7 @@ import functools
 import typing
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError
@@ -36,6 +36,9 @@ from ponder.server.protocol import (
 )
 from ponder.server.settings import ServerSettings, Slot, check_param_caps
 from ponder.strategies.base import Answer, Problem, RunContext, Strategy
+
+if TYPE_CHECKING:
+    from ponder.server.rolling import Bill
 
 T = TypeVar("T")
 
@@ -120,8 +123,10 @@ async def run_choices(strategy: Strategy[Any], choices: Sequence[Choice]) -> lis
 
 
 async def complete(state: State, spec: RunSpec, strategy: Strategy[Any],
-                   choices: Sequence[Choice], slot: Slot) -> tuple[list[Answer], UsageInfo]:
-    """Run every choice to its answer within the request timeout (non-streaming)."""
+                   choices: Sequence[Choice], slot: Slot, bill: Bill | None = None
+                   ) -> tuple[list[Answer], UsageInfo]:
+    """Run every choice to its answer within the request timeout (non-streaming).
+    However it ends, the slot is freed and the tokens are billed."""
     try:
         answers = await asyncio.wait_for(run_choices(strategy, choices),
                                          state.settings.request_timeout)
@@ -130,15 +135,21 @@ async def complete(state: State, spec: RunSpec, strategy: Strategy[Any],
                        status=504, code="timeout") from None
     finally:
         slot.release()
-    return answers, await finish(state, spec, answers, choices)
+        if bill is not None:
+            bill.settle()
+    return answers, await finish(state, spec, answers, choices, bill)
 
 
 async def finish(state: State, spec: RunSpec, answers: Sequence[Answer],
-                 choices: Sequence[Choice]) -> UsageInfo:
-    """Count the request's tokens in the metrics and build its usage."""
+                 choices: Sequence[Choice], bill: Bill | None = None) -> UsageInfo:
+    """Count the request's tokens in the metrics (and the online budget) and build its
+    usage."""
     ledgers = [c.ctx.ledger for c in choices]
     state.metrics.add_tokens(merged_ledger(ledgers))
-    return usage_info(answers, ledgers, await state.contexts.usage_extra(spec))
+    extra = await state.contexts.usage_extra(spec)
+    if bill is not None:
+        extra |= bill.report()
+    return usage_info(answers, ledgers, extra)
 
 
 async def gather_or_cancel(coros: Sequence[Awaitable[T]]) -> list[T]:
@@ -183,10 +194,11 @@ def usage_info(answers: Sequence[Answer], ledgers: Sequence[Ledger],
 _CONTEXT_KEYS = ("context_id", "learned_version", "query_id", "logprob_per_token")
 
 
-def choice_info(answer: Answer) -> ChoiceInfo:
+def choice_info(answer: Answer, budget_level: int | None = None) -> ChoiceInfo:
     context = {k: answer.info[k] for k in _CONTEXT_KEYS if k in answer.info} or None
     return ChoiceInfo(strategy=answer.strategy, answer=answer.answer, votes=answer.votes,
-                      confidence=answer.confidence, context=context)
+                      confidence=answer.confidence, context=context,
+                      budget_level=budget_level)
 
 
 def finish_reason(answer: Answer) -> str:

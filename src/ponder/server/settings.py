@@ -10,16 +10,24 @@
 the key ponder sends to a remote engine, never accepted from clients). Every
 cap is checked before any token is generated, and a request beyond a cap gets
 a 400 that names the parameter.
+
+Online mode: with ``token_budget`` set, requests that pick no strategy get one
+of ``budget_levels`` (cheapest first) from a rolling budget of completion
+tokens per ``token_budget_window`` seconds (see ``ponder.server.rolling``)::
+
+    ServerSettings(token_budget=6000, token_budget_window=60)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.budget.allocate import BudgetLevel
 from ponder.errors import ConfigError
 from ponder.server.errors import ApiError
 
@@ -31,6 +39,16 @@ DEFAULT_EFFORT_STRATEGIES: Mapping[str, str | None] = {
     "max": "self-consistency",
 }
 """``reasoning_effort`` -> strategy when none is named (None: the server default)."""
+
+DEFAULT_BUDGET_LEVELS: tuple[BudgetLevel, ...] = (
+    BudgetLevel("direct", "direct", {"max_tokens": 64}, expected_tokens=32),
+    BudgetLevel("cot", "cot", {}, expected_tokens=256),
+    BudgetLevel("sc4", "self-consistency", {"n": 4}, expected_tokens=1000),
+)
+"""The online mode's ladder, cheapest first. ``expected_tokens`` are rough means per
+choice (a direct answer, one chain of thought, four chains with early stopping); the
+rolling budget bills what requests actually spend, so an estimate that is off only
+shifts when levels change."""
 
 SERVER_API_KEY_ENV = "PONDER_SERVER_API_KEY"
 """The key clients must send (separate from the remote engine's ``PONDER_API_KEY``)."""
@@ -78,6 +96,16 @@ class ServerSettings:
     """Run the sleep-time compute worker inside the server process."""
     sleep_interval: float = 2.0
     """Seconds between polls of the sleep worker."""
+    token_budget: int | None = None
+    """Online mode: completion tokens all requests may spend per ``token_budget_window``;
+    requests that pick no strategy get the dearest of ``budget_levels`` that fits. None: off."""
+    token_budget_window: float = 60.0
+    """Seconds of the rolling window (tokens leave the budget this long after they are spent)."""
+    token_budget_share: float = 0.25
+    """Most of what is left in the window one request's level may expect to spend, in (0, 1]."""
+    budget_levels: tuple[BudgetLevel, ...] = DEFAULT_BUDGET_LEVELS
+    """Levels for the online mode, cheapest first (strictly rising ``expected_tokens``, per
+    choice). A level's ``max_tokens`` is the per-answer cap when the request sets none."""
 
     def __post_init__(self) -> None:
         positive = {"default_max_tokens": self.default_max_tokens,
@@ -97,6 +125,40 @@ class ServerSettings:
             raise ConfigError(f"server setting retry_after must be >= 0, got {self.retry_after}")
         if self.api_key == "":
             object.__setattr__(self, "api_key", None)
+        self._check_token_budget()
+
+    def _check_token_budget(self) -> None:
+        """The online mode's settings: checked here, strategy names in ``create_app``."""
+        budget = self.token_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                                   or budget < 1):
+            raise ConfigError(f"server setting token_budget must be an integer >= 1 "
+                              f"(or None: off), got {budget!r}")
+        if not isinstance(self.token_budget_window, int | float) or \
+                not self.token_budget_window > 0:
+            raise ConfigError(f"server setting token_budget_window must be > 0 seconds, "
+                              f"got {self.token_budget_window!r}")
+        if not isinstance(self.token_budget_share, int | float) or \
+                not 0 < self.token_budget_share <= 1:
+            raise ConfigError(f"server setting token_budget_share must be in (0, 1], "
+                              f"got {self.token_budget_share!r}")
+        levels = tuple(self.budget_levels)
+        object.__setattr__(self, "budget_levels", levels)
+        if not levels or not all(isinstance(lv, BudgetLevel) for lv in levels):
+            raise ConfigError("server setting budget_levels must list at least one "
+                              "BudgetLevel(name, strategy, params, expected_tokens)")
+        names = [lv.name for lv in levels]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"server setting budget_levels: level names repeat: {names}")
+        costs = [lv.expected_tokens for lv in levels]
+        if any(a >= b for a, b in itertools.pairwise(costs)):
+            ladder = ", ".join(f"{n}={c:g}" for n, c in zip(names, costs, strict=True))
+            raise ConfigError(f"server setting budget_levels must go cheapest first (strictly "
+                              f"rising expected_tokens), got {ladder}")
+        for lv in levels:
+            if lv.max_tokens is not None and not 1 <= lv.max_tokens <= self.max_tokens:
+                raise ConfigError(f"budget level {lv.name!r}: max_tokens={lv.max_tokens} must "
+                                  f"be in [1, max_tokens={self.max_tokens}]")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:

@@ -27,7 +27,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 from starlette.datastructures import State
@@ -39,6 +39,9 @@ from ponder.server.protocol import RunSpec, UsageInfo
 from ponder.server.runs import Choice, finish
 from ponder.server.settings import ServerSettings, Slot
 from ponder.strategies.base import Answer, Strategy
+
+if TYPE_CHECKING:
+    from ponder.server.rolling import Bill
 
 DONE = b"data: [DONE]\n\n"
 
@@ -131,22 +134,27 @@ async def with_errors(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 class EventStreamResponse(StreamingResponse):
-    """An SSE response that frees its concurrency slot however the stream ends.
+    """An SSE response that frees its concurrency slot (and bills its tokens to the online
+    budget) however the stream ends.
 
-    The slot is released in ``__call__``, which runs even when the client
-    disconnects before the body starts (a generator's ``finally`` would not).
+    Both happen in ``__call__``, which runs even when the client disconnects
+    before the body starts (a generator's ``finally`` would not).
     """
 
-    def __init__(self, events: AsyncIterator[bytes], slot: Slot) -> None:
+    def __init__(self, events: AsyncIterator[bytes], slot: Slot, bill: Bill | None = None
+                 ) -> None:
         super().__init__(with_errors(events), media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.slot = slot
+        self.bill = bill
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self.slot.release()
+            if self.bill is not None:
+                self.bill.settle()
 
 
 class Renderer(Protocol):
@@ -163,7 +171,7 @@ class Renderer(Protocol):
 
 async def events(state: State, spec: RunSpec, strategy: Strategy[Any],
                  choices: Sequence[Choice], renderer: Renderer, *, endpoint: str,
-                 started: float) -> AsyncIterator[bytes]:
+                 started: float, bill: Bill | None = None) -> AsyncIterator[bytes]:
     """The SSE events of one request, usage chunk last when asked for."""
     settings: ServerSettings = state.settings
     for c in choices:
@@ -186,6 +194,6 @@ async def events(state: State, spec: RunSpec, strategy: Strategy[Any],
             state.metrics.observe_first_token(endpoint, time.perf_counter() - started)
             first = False
         yield renderer.text(index, value)
-    usage = await finish(state, spec, [answers[i] for i in sorted(answers)], choices)
+    usage = await finish(state, spec, [answers[i] for i in sorted(answers)], choices, bill)
     if spec.include_usage:
         yield renderer.usage(usage)
