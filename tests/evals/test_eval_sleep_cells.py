@@ -15,7 +15,7 @@ from ponder.evals.datasets import load_dataset
 from ponder.evals.metrics import amortized_cost, phase_tokens, summarize
 from ponder.evals.results import RESULTS_FILE, SPEC_FILE
 from ponder.evals.runner import CellSpec, run_cell, sweep
-from ponder.evals.sleep_mode import CONTEXTS_FILE, sleep_params
+from ponder.evals.sleep_mode import CONTEXTS_FILE, SLEEP_STORES, sleep_params
 
 DATA = "multi-query,bins=0,per_bin=2,queries=2"  # 2 contexts x 2 questions
 SLEEP = (("max_tokens", "24"), ("rounds", "1"))
@@ -25,8 +25,9 @@ def rows_of(directory: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (directory / RESULTS_FILE).read_text().splitlines()]
 
 
-def learned_versions(directory: Path) -> int:
-    engine = sa.create_engine(f"sqlite:///{directory / CONTEXTS_FILE}")
+def learned_versions(out: Path, spec: CellSpec) -> int:
+    store = out / SLEEP_STORES / str(spec.sleep_store()) / CONTEXTS_FILE
+    engine = sa.create_engine(f"sqlite:///{store}")
     try:
         with engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM learned_contexts")).scalar())
@@ -52,7 +53,7 @@ def test_sleep_cell_sleeps_once_per_context_and_resumes(tiny_backend: object,
         assert 0 < sleep_tokens <= 24 or not row["sleep"]["charged"]  # type: ignore[index]
         assert 0 < phase_tokens(row, "test") <= 8
         assert isinstance(row["predictability"], float) and row["predictability"] < 0
-    assert learned_versions(result.directory) == 2
+    assert learned_versions(tmp_path, spec) == 2
     assert json.loads((result.directory / SPEC_FILE).read_text())["sleep"] == dict(SLEEP)
 
     metrics = summarize(rows)
@@ -67,7 +68,7 @@ def test_sleep_cell_sleeps_once_per_context_and_resumes(tiny_backend: object,
     path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:2]))
     again = run_cell(engine, spec, tmp_path, dataset=data)
     assert again.resumed == 2 and len(rows_of(again.directory)) == 4
-    assert learned_versions(again.directory) == 2
+    assert learned_versions(tmp_path, spec) == 2
     charged_again = [r for r in rows_of(again.directory) if r["sleep"]["charged"]]  # type: ignore[index]
     assert sum(phase_tokens(r, "sleep") for r in charged_again) == total_sleep
 
@@ -94,3 +95,18 @@ def test_sleep_specs_validate_and_round_trip() -> None:
     cells = sweep([DATA], ["cot"], {}, [16, 32], sleep=[None, {"rounds": "1"}])
     assert [(c.sleep, c.budget) for c in cells] == [
         (None, 16), (None, 32), ((("rounds", "1"),), 16), ((("rounds", "1"),), 32)]
+
+
+def test_cells_of_one_sleep_setting_share_the_learned_contexts(tiny_backend: object,
+                                                               tmp_path: Path) -> None:
+    engine = Engine(tiny_backend)  # type: ignore[arg-type]
+    data = load_dataset(DATA)
+    small = CellSpec(DATA, "direct", (("max_tokens", "4"),), budget=4, sleep=SLEEP)
+    large = CellSpec(DATA, "direct", (("max_tokens", "8"),), budget=8, sleep=SLEEP)
+    assert small.sleep_store() == large.sleep_store() and small.slug() != large.slug()
+    first = run_cell(engine, small, tmp_path, dataset=data)
+    second = run_cell(engine, large, tmp_path, dataset=data)
+    assert learned_versions(tmp_path, small) == 2  # slept once per context, not per cell
+    sleep = [sum(phase_tokens(r, "sleep") for r in rows_of(c.directory))
+             for c in (first, second)]
+    assert sleep[0] == sleep[1] > 0  # each cell still accounts for the sleep it used

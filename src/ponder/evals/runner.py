@@ -40,7 +40,13 @@ from ponder.errors import BudgetExceeded, ConfigError
 from ponder.evals.datasets import Dataset, EvalItem, load_dataset
 from ponder.evals.metrics import summarize
 from ponder.evals.results import SUMMARY_FILE, ResultsLog, write_json_atomic
-from ponder.evals.sleep_mode import SleepSide, first_items, predictability_of, sleep_params
+from ponder.evals.sleep_mode import (
+    SLEEP_STORES,
+    SleepSide,
+    first_items,
+    predictability_of,
+    sleep_params,
+)
 from ponder.ledger import Ledger
 from ponder.params import SamplingParams
 from ponder.strategies.base import Answer, RunContext, Strategy
@@ -93,11 +99,16 @@ class CellSpec:
     def slug(self) -> str:
         """A folder name for this cell."""
         mode = "" if self.budget_mode == "sample" else "t"
-        raw = f"{self.dataset}__{self.label}__b{mode}{self.budget}__s{self.seed}"
-        safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", raw).strip("_")
-        if len(safe) > 120:
-            safe = f"{safe[:100]}-{zlib.crc32(raw.encode()):08x}"
-        return safe
+        return _folder_name(f"{self.dataset}__{self.label}__b{mode}{self.budget}__s{self.seed}")
+
+    def sleep_store(self) -> str | None:
+        """The folder of the context store this cell's sleep setting shares with every
+        other cell of the same dataset, sleep setting and seed (one c′ per context serves
+        all their questions and budgets); None for test-time-only cells."""
+        if self.sleep is None:
+            return None
+        knobs = ",".join(f"{k}={v}" for k, v in self.sleep)
+        return _folder_name(f"{self.dataset}__sleep[{knobs}]__s{self.seed}")
 
     def request(self, item: EvalItem) -> tuple[SamplingParams, int | None]:
         """Sampling defaults and the total-token cap for one item (seeded per item)."""
@@ -132,6 +143,13 @@ class CellResult:
     repaired_bytes: int = 0
 
 
+def _folder_name(raw: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", raw).strip("_")
+    if len(safe) > 120:
+        safe = f"{safe[:100]}-{zlib.crc32(raw.encode()):08x}"
+    return safe
+
+
 def sweep(datasets: Sequence[str], strategies: Sequence[str],
           params: Mapping[str, Mapping[str, str]], budgets: Sequence[int], *,
           budget_mode: BudgetMode = "sample", seed: int = 0,
@@ -162,8 +180,9 @@ async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
     result = CellResult(spec, log.directory, dict(done), len(done), log.repaired_bytes)
     pending = [(i, item) for i, item in items if item.id not in done]
     gate = asyncio.Semaphore(concurrency)
-    side = SleepSide(log.directory, engine.backend, engine.registry,
-                     sleep_params(spec.sleep)) if spec.sleep is not None and pending else None
+    store = spec.sleep_store()
+    side = SleepSide(out / SLEEP_STORES / store, engine.backend, engine.registry,
+                     sleep_params(spec.sleep)) if store is not None and pending else None
     firsts = first_items([item for _, item in items])
 
     async def one(index: int, item: EvalItem) -> dict[str, Any]:

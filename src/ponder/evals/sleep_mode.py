@@ -1,9 +1,11 @@
 """Sleep-time cells: each context is slept on once (S(c) -> c′), then its questions are
 answered against the learned context.
 
-A sleep cell keeps its contexts in a real store next to its results
-(``contexts.db``, SQLite), so a killed run resumes without sleeping again. The
-sleep-time tokens of a context are charged once, to the row of the context's
+Sleep cells keep their contexts in a real store under the run folder
+(``_sleep/<dataset, sleep setting, seed>/contexts.db``, SQLite), shared by every
+cell with the same dataset, sleep setting and seed: one c′ per context serves
+all their questions and budgets, and a killed run resumes without sleeping
+again. The sleep-time tokens of a context are charged once, to the row of the context's
 first item (by dataset order), read back from the store: whichever run did the
 sleeping, ``summarize`` and ``amortized_cost`` count every context exactly once.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +30,9 @@ from ponder.strategies.base import Answer, Strategy
 from ponder.strategies.registry import Registry
 
 CONTEXTS_FILE = "contexts.db"
+SLEEP_STORES = "_sleep"
+"""The run folder's subfolder that holds the shared context stores."""
+WAIT_SECONDS = 0.5
 SLEEP_STRATEGY = "sleep-agent"
 
 
@@ -74,6 +80,7 @@ class SleepSide:
     def __init__(self, directory: Path, backend: Backend, registry: Registry,
                  params: SleepParams) -> None:
         self.params = params
+        directory.mkdir(parents=True, exist_ok=True)
         self.service = SleepService.open(f"sqlite:///{directory / CONTEXTS_FILE}", backend,
                                          registry=registry)
         self._ids = {s.name: s.id for s in self.service.list() if s.name}
@@ -90,13 +97,19 @@ class SleepSide:
         key = context_key(item)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
+            if key not in self._ids:  # another process (Ray) may have added it meanwhile
+                self._ids.update({s.name: s.id for s in self.service.list() if s.name})
             if key not in self._ids:
                 self._ids[key] = self.service.add_context(item.context, name=key).id
             context_id = self._ids[key]
             learned = self.service.store.current_learned(context_id)
+            deadline = time.monotonic() + self.service.lease_seconds
+            while learned is None and self.service.store.jobs(context_id, "running") \
+                    and time.monotonic() < deadline:  # another process is sleeping on it
+                await asyncio.sleep(WAIT_SECONDS)
+                learned = self.service.store.current_learned(context_id)
             if learned is None:
-                report = await self.service.asleep_now(context_id, params=self.params)
-                learned = report.learned
+                learned = (await self.service.asleep_now(context_id, params=self.params)).learned
             if learned is None:
                 raise ConfigError(f"sleeping on context {key!r} stored no learned context")
             return context_id, learned
