@@ -51,9 +51,14 @@ def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
     style(ax, "test-time completion tokens per question", "accuracy",
           "sleep-time vs test-time only")
     lines, ratios = _equal_accuracy(points["test-only"], points["sleep"])
-    best = {c: max((p[1] for p in ps), default=0.0) for c, ps in points.items()}
-    lines.append(f"Best accuracy: sleep {pct(best['sleep'])}, test-only "
-                 f"{pct(best['test-only'])}.")
+    best = {c: min(ps, key=lambda p: (-p[1], p[0])) for c, ps in points.items() if ps}
+    if len(best) == 2:
+        s, t = best["sleep"], best["test-only"]
+        lines.append(f"Best of each: sleep {pct(s[1])} at {s[0]:.0f} test tok/q "
+                     f"({s[2].strategy}@{s[2].budget}) vs test-only {pct(t[1])} at "
+                     f"{t[0]:.0f} test tok/q ({t[2].strategy}@{t[2].budget})"
+                     + (f": {t[0] / s[0]:.0f}x fewer test-time tokens with sleep."
+                        if s[1] >= t[1] and s[0] > 0 else "."))
     return Findings(("condition", "strategy", "budget", "correct", "accuracy", "95% CI",
                      "test tok/q", "sleep tok/context"), table, lines, fig,
                     {"points": {c: [(x, y, s.label, s.budget) for x, y, s in ps]
