@@ -6,5 +6,5 @@ def test_all_is_exact() -> None:
     exported = set(ponder.__all__) - {"__version__"}
     submodules = {"backends", "engine", "errors", "ledger", "params", "strategies",
                   "verifiers", "model_files", "server", "sandbox", "evals", "sleep", "cli",
-                  "budget"}
+                  "budget", "train"}
     assert exported == public - submodules

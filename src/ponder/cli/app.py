@@ -46,9 +46,10 @@ def _register_commands() -> None:
 
     contexts.register(app)
     sleep.register(app)
-    from ponder.cli import budget
+    from ponder.cli import budget, train
 
     budget.register(app)
+    train.register(app)
 
 
 _register_commands()
