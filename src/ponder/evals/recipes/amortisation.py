@@ -14,14 +14,18 @@ from ponder.ledger import DEFAULT_TEST_TIME_WEIGHT
 DATASET = "multi-query,entities=4,steps=2,number_max=20,per_bin=3,queries=10"
 """3 contexts with 10 questions each (four people, two changes: enough facts for 10)."""
 QUICK_DATASET = "multi-query,bins=0,per_bin=1,queries=3"
-BUDGET = 128
 QUERIES = (1, 2, 5, 10)
+SLEEP_LEVEL = ("direct", {"max_tokens": "16"}, 16)
+"""Answer from the learned context directly (recipe 1's best sleep setting)."""
+TEST_LEVELS = (SLEEP_LEVEL, ("cot", {}, 256))
+"""Test-time only: the same cheap level, and the best test-only level of recipe 1."""
 
 
 def cells(quick: bool) -> list[CellSpec]:
     if quick:
         return [cell(QUICK_DATASET, "cot", 8, sleep=z) for z in (None, QUICK_SLEEP)]
-    return [cell(DATASET, "cot", BUDGET, sleep=z) for z in (None, SLEEP)]
+    return [*(cell(DATASET, s, b, params=p) for s, p, b in TEST_LEVELS),
+            cell(DATASET, SLEEP_LEVEL[0], SLEEP_LEVEL[2], params=SLEEP_LEVEL[1], sleep=SLEEP)]
 
 
 def first_queries(rows: Rows, q: int) -> tuple[Rows, int]:
@@ -32,42 +36,59 @@ def first_queries(rows: Rows, q: int) -> tuple[Rows, int]:
     return [r for group in by_context.values() for r in group[:q]], len(by_context)
 
 
+def cost_per_query(rows: Rows, q: int, weight: float) -> tuple[float, float, int]:
+    """(cost per query, accuracy, questions) over the first ``q`` questions per context:
+    the contexts' sleep tokens shared by their q questions, plus weight x test tokens."""
+    chosen, contexts = first_queries(rows, q)
+    sleep = sum(phase_tokens(r, "sleep") for r in rows) / max(contexts, 1)
+    test = sum(phase_tokens(r, "test") for r in chosen) / max(len(chosen), 1)
+    return sleep / q + weight * test, accuracy_of(chosen), len(chosen)
+
+
 def analyse(rows: Mapping[CellSpec, Rows]) -> Findings:
-    test_rows = next(r for s, r in rows.items() if s.sleep is None)
-    sleep_rows = next(r for s, r in rows.items() if s.sleep is not None)
-    sleep_total = sum(phase_tokens(r, "sleep") for r in sleep_rows)
     weight = DEFAULT_TEST_TIME_WEIGHT
-    available = max(len(first_queries(sleep_rows, 10**6)[0]) // max(
-        first_queries(sleep_rows, 1)[1], 1), 1)
-    table, curve = [], []
-    for q in [q for q in QUERIES if q <= available]:
-        t_rows, _ = first_queries(test_rows, q)
-        s_rows, contexts = first_queries(sleep_rows, q)
-        t_test = sum(phase_tokens(r, "test") for r in t_rows) / len(t_rows)
-        s_test = sum(phase_tokens(r, "test") for r in s_rows) / len(s_rows)
-        t_cost = weight * t_test
-        s_cost = sleep_total / contexts / q + weight * s_test
-        curve.append((q, t_cost, s_cost, accuracy_of(t_rows), accuracy_of(s_rows)))
-        table.append((q, len(s_rows), pct(accuracy_of(t_rows)), pct(accuracy_of(s_rows)),
-                      f"{t_cost:.0f}", f"{s_cost:.0f}", f"{t_cost / s_cost:.2f}x"))
+    sleep_spec = next(s for s in rows if s.sleep is not None)
+    sleep_rows = rows[sleep_spec]
+    per_context = max(len(sleep_rows) // max(first_queries(sleep_rows, 1)[1], 1), 1)
+    qs = [q for q in QUERIES if q <= per_context]
+    curves: dict[str, list[tuple[int, float, float]]] = {}
+    table = []
+    for spec, got in rows.items():
+        name = f"{'sleep + ' if spec.sleep is not None else 'test-only '}" \
+               f"{spec.strategy}@{spec.budget}"
+        curves[name] = []
+        for q in qs:
+            cost, acc, n = cost_per_query(got, q, weight)
+            curves[name].append((q, cost, acc))
+            table.append((name, q, n, pct(acc), f"{cost:.0f}"))
     fig, (ax,) = figure()
-    ax.plot([c[0] for c in curve], [c[1] for c in curve], "o-", label="test-time only")
-    ax.plot([c[0] for c in curve], [c[2] for c in curve], "s-", label="sleep-time")
+    for name, curve in curves.items():
+        ax.plot([c[0] for c in curve], [c[1] for c in curve], "o-", label=name)
     ax.set_xscale("log")
-    ax.set_xticks([c[0] for c in curve], [str(c[0]) for c in curve])
+    ax.set_yscale("log")
+    ax.set_xticks(qs, [str(q) for q in qs])
     style(ax, "queries per context", f"cost per query (sleep tok + {weight:g} x test tok)",
-          f"amortisation (cot@{BUDGET}; {weight:g}x test-token price)")
+          f"amortisation ({weight:g}x test-token price)")
+    sleep_name = next(n for n in curves if n.startswith("sleep"))
+    sleep_curve = curves[sleep_name]
     contexts = first_queries(sleep_rows, 1)[1]
-    lines = [f"Sleep-time tokens per context: {sleep_total / max(contexts, 1):.0f}; "
-             f"a test-time token is priced at {weight:g} sleep-time tokens (the paper's model)."]
-    if curve:
-        last = curve[-1]
-        lines.append(f"At {last[0]} queries per context the cost per query is "
-                     f"{last[1]:.0f} (test-only) vs {last[2]:.0f} (sleep): "
-                     f"{last[1] / last[2]:.2f}x; accuracy {pct(last[3])} vs {pct(last[4])}.")
-    return Findings(("queries/context", "questions", "acc test-only", "acc sleep",
-                     "cost/q test-only", "cost/q sleep", "test-only / sleep"), table, lines,
-                    fig, {"curve": curve, "sleep_tokens_total": sleep_total})
+    sleep_total = sum(phase_tokens(r, "sleep") for r in sleep_rows)
+    lines = [f"Sleep-time tokens per context: {sleep_total / max(contexts, 1):.0f}; a test-time "
+             f"token is priced at {weight:g} sleep-time tokens (the paper's cost model)."]
+    if len(sleep_curve) >= 2:
+        lines.append(f"{sleep_name}: cost per query {sleep_curve[0][1]:.0f} at "
+                     f"{sleep_curve[0][0]} query per context -> {sleep_curve[-1][1]:.0f} at "
+                     f"{sleep_curve[-1][0]} ({sleep_curve[0][1] / sleep_curve[-1][1]:.2f}x "
+                     f"lower from amortisation alone).")
+    for name, curve in curves.items():
+        if name != sleep_name and curve:
+            q, cost, acc = curve[-1]
+            s_cost, s_acc = sleep_curve[-1][1], sleep_curve[-1][2]
+            lines.append(f"At {q} queries per context: {name} costs {cost:.0f}/query at "
+                         f"{pct(acc)} accuracy vs {sleep_name} {s_cost:.0f}/query at "
+                         f"{pct(s_acc)} ({cost / s_cost:.1f}x).")
+    return Findings(("setting", "queries/context", "questions", "accuracy", "cost/query"),
+                    table, lines, fig, {"curves": curves, "sleep_tokens_total": sleep_total})
 
 
 RECIPE = Recipe(

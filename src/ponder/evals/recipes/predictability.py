@@ -1,6 +1,6 @@
 """Recipe 4: where sleep-time compute helps, by quintile of log p(question | context).
 
-Reuses the paired cells of recipes 1 and 3 (cot, sleep vs test-only): each
+Reuses the paired cells of recipes 1 and 3 (direct@16, sleep vs test-only): each
 question's gain is sleep-correct minus test-only-correct, and its
 predictability is the per-token log-probability the sleep cell measured.
 """
@@ -25,10 +25,10 @@ def _pairs(quick: bool) -> list[tuple[CellSpec, CellSpec]]:
                  cell(common.QUICK_DATASET, "cot", 8, sleep=common.QUICK_SLEEP)),
                 (cell(amortisation.QUICK_DATASET, "cot", 8),
                  cell(amortisation.QUICK_DATASET, "cot", 8, sleep=common.QUICK_SLEEP))]
-    return [(cell(common.DATASET, "cot", 128), cell(common.DATASET, "cot", 128,
-                                                    sleep=common.SLEEP)),
-            (cell(amortisation.DATASET, "cot", amortisation.BUDGET),
-             cell(amortisation.DATASET, "cot", amortisation.BUDGET, sleep=common.SLEEP))]
+    strategy, params, budget = amortisation.SLEEP_LEVEL
+    return [(cell(dataset, strategy, budget, params=params),
+             cell(dataset, strategy, budget, params=params, sleep=common.SLEEP))
+            for dataset in (common.DATASET, amortisation.DATASET)]
 
 
 def cells(quick: bool) -> list[CellSpec]:
