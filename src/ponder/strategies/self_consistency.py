@@ -80,9 +80,13 @@ class SelfConsistency(Strategy[SelfConsistencyParams]):
         )
 
     async def _sample(self, problem: Problem, ctx: RunContext, n: int,
-                      max_tokens: int | None) -> list[Completion]:
+                      max_tokens: int | None, drawn: int = 0) -> list[Completion]:
+        """``n`` samples in one call; ``drawn`` earlier samples shift a fixed seed, so a
+        later round does not replay an earlier round's random streams."""
         params = self.sampling(ctx, n=n, temperature=self.params.temperature,
                                max_tokens=max_tokens)
+        if drawn and params.seed is not None:
+            params = params.with_(seed=(params.seed * 1_000_003 + drawn) % 2**32)
         [completions] = await ctx.generate([problem.chat(prompts.COT)], params,
                                            strategy=self.name)
         return completions
@@ -98,7 +102,7 @@ class SelfConsistency(Strategy[SelfConsistencyParams]):
             size = min(size, n - len(completions))
             try:
                 cap = self._fair_share(ctx, n - len(completions))
-                completions += await self._sample(problem, ctx, size, cap)
+                completions += await self._sample(problem, ctx, size, cap, len(completions))
             except BudgetExceeded:
                 if not completions:
                     raise

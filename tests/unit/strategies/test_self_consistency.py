@@ -3,6 +3,7 @@ import pytest
 from ponder import Engine, Problem
 from ponder.backends.scripted import ScriptedBackend
 from ponder.errors import BudgetExceeded, ConfigError
+from ponder.params import SamplingParams
 from ponder.strategies.registry import Registry
 from ponder.strategies.self_consistency import decided
 from ponder.verifiers.voting import vote
@@ -130,3 +131,18 @@ def test_budget_is_shared_fairly_between_rounds() -> None:
         [(5, 6), (2, 6), (1, 8)]
     assert len(answer.candidates) == 8
     assert answer.ledger.total().completion_tokens == 50
+
+
+def test_later_rounds_get_fresh_seeds_so_random_streams_do_not_repeat() -> None:
+    replies = ["Answer: 7", "Answer: 7", "Answer: 7", "Answer: 8", "Answer: 8",
+               "Answer: 7", "x Answer: 7"]
+    engine, backend = engine_with(replies)
+    engine.ask("q", strategy="self-consistency", params={"n": 8, "batch": 2},
+               sampling=SamplingParams(seed=42))
+    seeds = [params.seed for _, params in backend.calls]
+    assert seeds[0] == 42 and len(set(seeds)) == len(seeds) == 2
+    again, backend_again = engine_with(replies)
+    again.ask("q", strategy="self-consistency", params={"n": 8, "batch": 2},
+              sampling=SamplingParams(seed=42))
+    assert [params.seed for _, params in backend_again.calls] == seeds  # still reproducible
+
