@@ -12,7 +12,7 @@ from types import ModuleType
 from ponder.budget.allocate import BudgetLevel
 from ponder.engine import Engine
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "adaptive_budget.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "adaptive_budget.py"
 LEVELS = [BudgetLevel("direct", "direct", {"max_tokens": "6"}, expected_tokens=6, max_tokens=6),
           BudgetLevel("cot", "cot", {}, expected_tokens=16, max_tokens=16),
           BudgetLevel("sc2", "self-consistency", {"n": "2", "early_stop": "false"},
