@@ -63,7 +63,7 @@ import numpy as np
 
 from ponder.budget.allocate import BudgetLevel, allocate
 from ponder.budget.batch import answer_batch
-from ponder.budget.estimators import Estimate
+from ponder.budget.estimators import Estimate, fit_per_level
 from ponder.engine import Engine
 from ponder.evals.datasets import load_dataset
 from ponder.evals.datasets.base import EvalItem
@@ -149,15 +149,8 @@ class TextFeatureEstimator:
         from sklearn.preprocessing import StandardScaler
 
         x = np.array([text_features(q) for q in questions])
-        models: list[Any] = []
-        for level in range(len(correct[0])):
-            y = [int(bool(row[level])) for row in correct]
-            if len(set(y)) < 2:
-                models.append((sum(y) + 1) / (len(y) + 2))
-            else:
-                models.append(make_pipeline(StandardScaler(), LogisticRegression(C=c))
-                              .fit(x, y))
-        return cls(models)
+        return cls(fit_per_level(
+            x, correct, lambda: make_pipeline(StandardScaler(), LogisticRegression(C=c))))
 
     def predict(self, question: str) -> tuple[float, ...]:
         x = np.array([text_features(question)])

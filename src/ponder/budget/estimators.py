@@ -17,7 +17,7 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -206,6 +206,18 @@ async def probe_difficulty(problem: Problem, ctx: RunContext,
     return (await probe_features(problem, ctx, params)).difficulty
 
 
+def fit_per_level(x: Sequence[Sequence[float]] | Any, correct: Sequence[Sequence[bool]],
+                  make_model: Callable[[], Any]) -> list[Any]:
+    """One classifier per level on ``x``; a level whose labels are all equal gets its
+    smoothed rate instead (one pseudo-item each way, so it never claims 0 or 1)."""
+    models: list[Any] = []
+    for level in range(len(correct[0])):
+        y = [int(bool(row[level])) for row in correct]
+        models.append((sum(y) + 1) / (len(y) + 2) if len(set(y)) < 2
+                      else make_model().fit(x, y))
+    return models
+
+
 class LearnedEstimator:
     """Per level, a logistic regression of "answered correctly" on the probe's features
     (scikit-learn, the ``budget`` extra), fitted on an eval run: it learns which probe
@@ -231,14 +243,7 @@ class LearnedEstimator:
         if not features or len(features) != len(correct):
             raise ConfigError("learned estimator needs one row of per-level results per item")
         x = [f.vector() for f in features]
-        models: list[Any] = []
-        for level in range(len(correct[0])):
-            y = [int(bool(row[level])) for row in correct]
-            if len(set(y)) < 2:
-                models.append((sum(y) + 1) / (len(y) + 2))
-            else:
-                models.append(LogisticRegression(C=c).fit(x, y))
-        return cls(models, params)
+        return cls(fit_per_level(x, correct, lambda: LogisticRegression(C=c)), params)
 
     def predict(self, features: ProbeFeatures) -> tuple[float, ...]:
         x = [features.vector()]
