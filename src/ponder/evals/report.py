@@ -221,10 +221,10 @@ def _by_label(cells: Sequence[RunCell]) -> dict[str, list[RunCell]]:
 # -- HTML -------------------------------------------------------------------------------
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.l,th.l{text-align:left;white-space:normal;overflow-wrap:anywhere}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .note{color:#666;font-size:12px}
 """
