@@ -36,10 +36,21 @@ uniform spend) and, per uniform point, three grid points are picked by fixed
 rules: equal budget (budget = uniform's spend), equal spend (the largest budget
 spending no more than uniform) and the first budget reaching uniform's accuracy.
 
-Prints a table (policy, budget, tokens, n correct / n, accuracy, 95% Wilson
-interval) and the ratios; saves ``benchmarks/results/adaptive_budget.{json,png}``.
+Two planning modes are analysed from the same cache. **cap** (the pre-registered
+analysis, the top level of the JSON): each level's planning cost is its hard
+cap. **mean** (``plan_mean`` in the JSON), added *after* seeing the cap results
+as a post-hoc design fix: the planning cost is the mean completion tokens the
+level spent on the *calibration* split (never the test split), and the hard cap
+per query stays the same (``BudgetLevel.cap_tokens``), so every cached outcome
+is still exactly what ``answer_batch`` would produce. A mean plan may spend more
+than its budget; every point is reported with its actual spend from the cache,
+and "equal spend" always compares actual spends. ``--plan`` picks the mode the
+live ``answer_batch`` run uses; both analyses are always computed and printed.
 
-    PONDER_THREADS=1 python benchmarks/adaptive_budget.py [--test-per-bin 6] [--calib-per-bin 5]
+Prints a table (policy, budget, tokens, n correct / n, accuracy, 95% Wilson
+interval) and the ratios per mode; saves ``benchmarks/results/adaptive_budget.{json,png}``.
+
+    PONDER_THREADS=1 python benchmarks/adaptive_budget.py [--test-per-bin 6] [--plan cap|mean]
     python benchmarks/adaptive_budget.py --plot-only benchmarks/results/adaptive_budget.json
     python benchmarks/adaptive_budget.py --reanalyse benchmarks/results/adaptive_budget.json
 """
@@ -55,7 +66,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +95,15 @@ PRESETS: dict[str, BudgetLevel] = {
                        expected_tokens=1024, max_tokens=256),
 }
 """Budget levels. ``expected_tokens`` is each query's hard cap in ``answer_batch`` and
-the cost the allocator plans with, so a plan never spends more than its budget. The caps
-were set on the calibration split only (chain of draft's right answers there took <= 26
-tokens but one, so its cap is 32; cot's need up to ~250)."""
+the cost the allocator plans with ("cap" planning), so a plan never spends more than its
+budget. The caps were set on the calibration split only (chain of draft's right answers
+there took <= 26 tokens but one, so its cap is 32; cot's need up to ~250)."""
+PLANS = ("cap", "mean")
+"""Planning costs: the hard caps (pre-registered) or the calibration split's mean spend
+per level with the same caps (post hoc, added after the cap results)."""
+MEAN_NOTE = ("post hoc: added after seeing the cap-planning results; planning costs are "
+             "each level's mean completion tokens on the calibration split (not the test "
+             "split), hard caps unchanged")
 FRACTIONS = tuple(round(0.05 * k, 2) for k in range(1, 41))
 """Adaptive budgets as fractions of each uniform point's spend: a fixed grid up to 2x,
 because the allocator plans with the caps and so spends less than its budget."""
@@ -116,6 +133,8 @@ class Config:
     live: str = "reach"
     """Live ``answer_batch`` budget: "reach" (the smallest grid budget at which adaptive
     reaches the best uniform accuracy, else half its tokens), "none", or a token count."""
+    plan: str = "cap"
+    """Planning costs of the live run: "cap" (pre-registered) or "mean" (post hoc)."""
     cache: Path | None = None
     log: Callable[[str], None] = field(default=print)
 
@@ -173,7 +192,7 @@ class _OneLevel:
 
 def level_key(level: BudgetLevel, model: str, seed: int) -> str:
     params = ",".join(f"{k}={v}" for k, v in sorted(level.params.items()))
-    return (f"{model}|{level.name}|{level.strategy}({params})|cap={level.expected_tokens:g}"
+    return (f"{model}|{level.name}|{level.strategy}({params})|cap={level.hard_cap:g}"
             f"|max_tokens={level.max_tokens}|seed={seed}")
 
 
@@ -213,8 +232,7 @@ def _run_one(engine: Engine, item: EvalItem, level: BudgetLevel,
              sampling: SamplingParams) -> Outcome:
     started = time.perf_counter()
     result = engine.backend.run_sync(answer_batch(
-        engine, [item.problem()], [level], _OneLevel(), int(level.expected_tokens),
-        sampling=sampling))
+        engine, [item.problem()], [level], _OneLevel(), level.hard_cap, sampling=sampling))
     answer = result.answers[0].answer
     return Outcome(answers_equal(item.answer, answer, item.kind), result.completion_tokens,
                    answer, round(time.perf_counter() - started, 2))
@@ -229,6 +247,21 @@ def _append(path: Path | None, item: str, key: str, outcome: Outcome) -> None:
 
 
 # --- uniform vs adaptive from the cache ------------------------------------------------------
+
+def mean_levels(levels: Sequence[BudgetLevel], calib_mean_tokens: Sequence[float]
+                ) -> list[BudgetLevel]:
+    """The same levels planned at the calibration split's mean spend, with the same hard caps
+    (so the cached outcomes stay valid)."""
+    return [replace(lv, expected_tokens=max(float(mean), 1.0), cap_tokens=lv.hard_cap)
+            for lv, mean in zip(levels, calib_mean_tokens, strict=True)]
+
+
+def planning(levels: Sequence[BudgetLevel], calib_mean_tokens: Sequence[float],
+             plan: str) -> list[BudgetLevel]:
+    if plan not in PLANS:
+        raise ValueError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
+    return list(levels) if plan == "cap" else mean_levels(levels, calib_mean_tokens)
+
 
 def point(policy: str, budget: float | None, plan: Sequence[int],
           outcomes: Sequence[Sequence[Outcome]], levels: Sequence[BudgetLevel],
@@ -256,7 +289,8 @@ def adaptive_plan(predicted: np.ndarray, levels: Sequence[BudgetLevel], budget: 
 
 def compare(outcomes: Sequence[Sequence[Outcome]], predicted: np.ndarray,
             levels: Sequence[BudgetLevel], top_share: float) -> dict[str, Any]:
-    """Uniform points; adaptive on a grid of budgets around each uniform spend; the ratios."""
+    """Uniform points; adaptive on a grid of budgets around each uniform spend; the ratios.
+    ``levels``' ``expected_tokens`` are the planning costs; tokens are the cached spend."""
     n_items = len(outcomes)
     uniform = [point(f"uniform {lv.name}", None, [index] * n_items, outcomes, levels)
                for index, lv in enumerate(levels)]
@@ -279,7 +313,20 @@ def compare(outcomes: Sequence[Sequence[Outcome]], predicted: np.ndarray,
             "budget": next((p for p in grid if p["fraction"] == 1.0), None),
             "spend": within[-1] if within else None,
             "reach": next((p for p in grid if p["correct"] >= u["correct"]), None)}, outcomes))
-    return {"uniform": uniform, "adaptive": adaptive, "oracle": oracle, "ratios": ratios}
+    return {"uniform": uniform, "adaptive": adaptive, "oracle": oracle, "ratios": ratios,
+            "max_over_budget": max((p["tokens"] - p["budget"] for p in adaptive), default=None)}
+
+
+def plan_mean_section(outcomes: Sequence[Sequence[Outcome]], predicted: np.ndarray,
+                      levels: Sequence[BudgetLevel], calib_mean_tokens: Sequence[float],
+                      top_share: float) -> dict[str, Any]:
+    """The post-hoc "mean" analysis (uniform points are the same as in "cap", so left out)."""
+    planned = mean_levels(levels, calib_mean_tokens)
+    comparison = compare(outcomes, predicted, planned, top_share)
+    del comparison["uniform"]
+    return {"note": MEAN_NOTE, "levels": [{"name": lv.name, "expected_tokens": lv.expected_tokens,
+                                           "cap": lv.hard_cap} for lv in planned],
+            **comparison, "live": None}
 
 
 def _ratio(u: dict[str, Any], chosen: dict[str, dict[str, Any] | None],
@@ -303,19 +350,22 @@ def _ratio(u: dict[str, Any], chosen: dict[str, dict[str, Any] | None],
 # --- the live path ---------------------------------------------------------------------------
 
 def live_run(engine: Engine, items: Sequence[EvalItem], estimator: TextFeatureEstimator,
-             config: Config, budget: int, outcomes: Sequence[Sequence[Outcome]],
+             config: Config, levels: Sequence[BudgetLevel], budget: int,
+             outcomes: Sequence[Sequence[Outcome]],
              simulated: Sequence[int] | None) -> dict[str, Any]:
-    """The whole test batch through ``answer_batch`` at ``budget``, checked against the cache."""
+    """The whole test batch through ``answer_batch`` at ``budget`` with ``levels`` (planning
+    costs and caps), checked against the cache."""
     started = time.perf_counter()
     result = engine.backend.run_sync(answer_batch(
-        engine, [item.problem() for item in items], config.levels, estimator, budget,
+        engine, [item.problem() for item in items], levels, estimator, budget,
         top_share=config.top_share, sampling=SamplingParams(seed=config.sample_seed)))
     plan = list(result.allocation.levels)
     correct = [answers_equal(item.answer, a.answer, item.kind)
                for item, a in zip(items, result.answers, strict=True)]
     tokens = [a.ledger.total().completion_tokens for a in result.answers]
     cached = [outcomes[i][lv] for i, lv in enumerate(plan)]
-    return {"budget": budget, "tokens": sum(tokens), "correct": sum(correct), "n": len(items),
+    return {"planning": config.plan, "budget": budget, "tokens": sum(tokens),
+            "correct": sum(correct), "n": len(items),
             "accuracy": sum(correct) / len(items), "plan": plan,
             "plan_matches_simulation": simulated is not None and plan == list(simulated),
             "cached_tokens": sum(o.tokens for o in cached),
@@ -323,19 +373,20 @@ def live_run(engine: Engine, items: Sequence[EvalItem], estimator: TextFeatureEs
             "items_same_tokens": sum(t == o.tokens for t, o in zip(tokens, cached, strict=True)),
             "items_same_grade": sum(c == o.correct for c, o in zip(correct, cached,
                                                                    strict=True)),
-            "max_query_over_cap": max(t - config.levels[lv].expected_tokens
+            "max_query_over_cap": max(t - levels[lv].hard_cap
                                       for t, lv in zip(tokens, plan, strict=True)),
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def _live_budget(config: Config, comparison: dict[str, Any], n_items: int) -> int | None:
+def _live_budget(config: Config, levels: Sequence[BudgetLevel], comparison: dict[str, Any],
+                 n_items: int) -> int | None:
     if config.live == "none":
         return None
     if config.live != "reach":
         return int(config.live)
     best = max(comparison["ratios"], key=lambda r: (r["uniform_correct"], -r["uniform_tokens"]))
     fraction = best["reach"]["fraction"] if "reach" in best else 0.5
-    floor = n_items * min(lv.expected_tokens for lv in config.levels)
+    floor = n_items * min(lv.expected_tokens for lv in levels)
     return math.ceil(max(fraction * best["uniform_tokens"], floor))
 
 
@@ -364,35 +415,48 @@ def run(engine: Engine, config: Config, model: str) -> dict[str, Any]:
                                          [[o.correct for o in row] for row in calib_out])
     test_out = measure(engine, test, config, model, "test")
     predicted = np.array([estimator.predict(item.full_question) for item in test])
+    calib_summary = _split_summary(calib, calib_out, config.levels)
     comparison = compare(test_out, predicted, config.levels, config.top_share)
-    budget = _live_budget(config, comparison, len(test))
-    live = None
+    plan_mean = plan_mean_section(test_out, predicted, config.levels,
+                                  calib_summary["mean_tokens"], config.top_share)
+    sections = {"cap": comparison, "mean": plan_mean}
+    live_levels = planning(config.levels, calib_summary["mean_tokens"], config.plan)
+    budget = _live_budget(config, live_levels, sections[config.plan], len(test))
+    comparison["live"] = None
     if budget is not None:
-        simulated = adaptive_plan(predicted, config.levels, budget, config.top_share)
-        config.log(f"live answer_batch on the test batch at a budget of {budget} tokens ...")
-        live = live_run(engine, test, estimator, config, budget, test_out, simulated)
+        simulated = adaptive_plan(predicted, live_levels, budget, config.top_share)
+        config.log(f"live answer_batch on the test batch at a budget of {budget} tokens "
+                   f"({config.plan} planning) ...")
+        sections[config.plan]["live"] = live_run(engine, test, estimator, config, live_levels,
+                                                 budget, test_out, simulated)
     return {
         "levels": [{"name": lv.name, "strategy": lv.strategy, "params": dict(lv.params),
-                    "cap": lv.expected_tokens, "max_tokens": lv.max_tokens}
+                    "cap": lv.hard_cap, "max_tokens": lv.max_tokens}
                    for lv in config.levels],
-        "calibration": _split_summary(calib, calib_out, config.levels),
+        "calibration": calib_summary,
         "test": _split_summary(test, test_out, config.levels)
         | {"predicted_mean": predicted.mean(axis=0).tolist(),
            "brier": _brier(predicted, test_out)},
         "items": [{"id": item.id, "bin": item.difficulty, "predicted": list(p),
                    "outcomes": [asdict(o) for o in row]}
                   for item, p, row in zip(test, predicted.tolist(), test_out, strict=True)],
-        **comparison, "live": live, "seconds": round(time.perf_counter() - started, 1),
+        **comparison, "plan_mean": plan_mean,
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def reanalyse(report: dict[str, Any]) -> dict[str, Any]:
-    """The comparison again, from the saved per-item outcomes and estimates (no model)."""
+    """Both comparisons again, from the saved per-item outcomes, estimates and calibration
+    mean spend (no model); saved live runs are kept."""
     levels = [BudgetLevel(lv["name"], lv["strategy"], lv["params"], expected_tokens=lv["cap"],
                           max_tokens=lv["max_tokens"]) for lv in report["levels"]]
     outcomes = [[Outcome(**o) for o in item["outcomes"]] for item in report["items"]]
     predicted = np.array([item["predicted"] for item in report["items"]])
-    return compare(outcomes, predicted, levels, report["config"]["top_share"])
+    top_share = report["config"]["top_share"]
+    plan_mean = plan_mean_section(outcomes, predicted, levels,
+                                  report["calibration"]["mean_tokens"], top_share)
+    plan_mean["live"] = (report.get("plan_mean") or {}).get("live")
+    return compare(outcomes, predicted, levels, top_share) | {"plan_mean": plan_mean}
 
 
 def _split_summary(items: Sequence[EvalItem], outcomes: Sequence[Sequence[Outcome]],
@@ -434,28 +498,50 @@ def print_report(report: dict[str, Any]) -> None:
                                                     strict=True))
           + " vs actual " + ", ".join(f"{n} {a:.0%}" for n, a in
                                       zip(names, report["test"]["accuracy"], strict=True)))
-    print(f"\n{'policy':<24} {'picked by':<22} {'budget':>7} {'tokens':>7} {'correct':>7} "
+    print("mean completion tokens per level: calibration " + ", ".join(
+        f"{n} {t:.0f}" for n, t in zip(names, report["calibration"]["mean_tokens"], strict=True))
+        + "; test " + ", ".join(f"{n} {t:.0f}" for n, t in
+                                zip(names, report["test"]["mean_tokens"], strict=True)))
+    print("\n=== cap planning (pre-registered): planning cost = each level's hard cap ===")
+    _print_section(report, report)
+    mean = report.get("plan_mean")
+    if mean:
+        print(f"\n=== mean planning ({mean['note']}) ===")
+        print("planning costs: " + ", ".join(
+            f"{lv['name']} {lv['expected_tokens']:.1f} (cap {lv['cap']})" for lv in mean["levels"]))
+        _print_section(report, mean)
+        _print_modes(report, mean)
+
+
+def _print_section(report: dict[str, Any], section: dict[str, Any]) -> None:
+    """One planning mode: the table, the ratios and its live run."""
+    print(f"\n{'policy':<24} {'picked by':<28} {'budget':>7} {'tokens':>7} {'correct':>7} "
           f"{'acc':>4} {'95% CI':>9}  mix")
     for u in report["uniform"]:
         _row(u["policy"], "", u)
-        ratio = next(r for r in report["ratios"] if r["uniform"] == u["policy"])
+        ratio = next(r for r in section["ratios"] if r["uniform"] == u["policy"])
         picked: dict[float, list[str]] = {}
         for key, text in (("budget", "equal budget"), ("spend", "equal spend"),
                           ("reach", "reaches uniform")):
             if key in ratio:
                 picked.setdefault(ratio[key]["fraction"], []).append(text)
         for fraction, texts in sorted(picked.items()):
-            p = next(p for p in report["adaptive"] if p["reference"] == u["policy"]
+            p = next(p for p in section["adaptive"] if p["reference"] == u["policy"]
                      and p["fraction"] == fraction)
             _row(f"  adaptive {fraction:.2f}x", ", ".join(texts), p)
-        for p in (p for p in report["oracle"] if p["reference"] == u["policy"]):
+        for p in (p for p in section["oracle"] if p["reference"] == u["policy"]):
             _row("  oracle (knows answers)", "equal budget", p)
-    print("budget = the total the allocator may plan (it plans with each level's cap); tokens ="
-          " completion tokens spent (ledger); oracle rows know the outcomes: an upper bound "
-          "for the allocator, not a policy\n")
-    for r in report["ratios"]:
+    print("budget = the total the allocator may plan with its planning costs; tokens ="
+          " completion tokens spent (ledger, from the cache); oracle rows know the outcomes: "
+          "an upper bound for the allocator, not a policy")
+    over = section.get("max_over_budget")
+    if over is not None:
+        print(f"largest spend over budget on the grid: {over:+.0f} tokens"
+              + (" (never over)" if over <= 0 else " (plans may overspend: caps, not the "
+                                                   "budget, bound the spend)") + "\n")
+    for r in section["ratios"]:
         _print_ratio(r)
-    live = report.get("live")
+    live = section.get("live")
     if live:
         print(f"\nlive answer_batch at budget {live['budget']}: {live['tokens']} tokens "
               f"(<= budget: {live['tokens'] <= live['budget']}), {live['correct']}/{live['n']} "
@@ -463,13 +549,34 @@ def print_report(report: dict[str, Any]) -> None:
               f"{live['cached_correct']}/{live['n']}; plan matches simulation: "
               f"{live['plan_matches_simulation']}; items with the same tokens "
               f"{live['items_same_tokens']}/{live['n']}, same grade "
-              f"{live['items_same_grade']}/{live['n']}; {live['seconds']} s")
+              f"{live['items_same_grade']}/{live['n']}; largest query spend over its cap "
+              f"{live['max_query_over_cap']:+g}; {live['seconds']} s")
+
+
+def _print_modes(report: dict[str, Any], mean: dict[str, Any]) -> None:
+    """Cap vs mean planning side by side, per uniform point (actual spends)."""
+    print("\n=== cap vs mean planning (actual spend from the cache) ===")
+    print(f"{'uniform':<16} {'correct':>7} {'tokens':>7} | {'reach: cap':>17} {'mean':>17} | "
+          f"{'equal spend: cap':>17} {'mean':>17}")
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        if key not in r:
+            return "-"
+        p = r[key]
+        return f"{p['correct']}/{r['n']} {p['tokens']} ({p['token_ratio']:.0%})"
+
+    for cap, mn in zip(report["ratios"], mean["ratios"], strict=True):
+        print(f"{cap['uniform']:<16} {cap['uniform_correct']:>4}/{cap['n']:<2} "
+              f"{cap['uniform_tokens']:>7} | {cell(cap, 'reach'):>17} {cell(mn, 'reach'):>17} | "
+              f"{cell(cap, 'spend'):>17} {cell(mn, 'spend'):>17}")
+    print("reach = the smallest grid budget reaching uniform's correct count, with its spend and "
+          "spend/uniform spend; equal spend = largest grid budget spending <= uniform")
 
 
 def _row(label: str, picked: str, p: dict[str, Any]) -> None:
     budget = "-" if p["budget"] is None else f"{p['budget']:.0f}"
     mix = " ".join(f"{k}:{v}" for k, v in p["mix"].items() if v)
-    print(f"{label:<24} {picked:<22} {budget:>7} {p['tokens']:>7} {p['correct']:>3}/{p['n']:<3} "
+    print(f"{label:<24} {picked:<28} {budget:>7} {p['tokens']:>7} {p['correct']:>3}/{p['n']:<3} "
           f"{p['accuracy']:>4.0%} {p['wilson'][0]:>4.0%}-{p['wilson'][1]:<4.0%}  {mix}")
 
 
@@ -518,14 +625,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
                     xytext=(4, -10), textcoords="offset points")
     adaptive = _envelope_free(report["adaptive"])
     ax.plot([p["tokens"] for p in adaptive], [100 * p["accuracy"] for p in adaptive], ".-",
-            color="C1", label="adaptive (milp over text-feature estimates)")
+            color="C1", label="adaptive, planned with caps (milp, text-feature estimates)")
+    mean = report.get("plan_mean")
+    if mean:
+        points = _envelope_free(mean["adaptive"])
+        ax.plot([p["tokens"] for p in points], [100 * p["accuracy"] for p in points], ".--",
+                color="C2", alpha=0.8,
+                label="adaptive, planned with calibration means (post hoc)")
     oracle = sorted(report["oracle"], key=lambda p: p["tokens"])
     ax.plot([p["tokens"] for p in oracle], [100 * p["accuracy"] for p in oracle], "x:",
             color="grey", label="oracle allocation (knows outcomes; upper bound)")
-    if report.get("live"):
-        live = report["live"]
-        ax.plot([live["tokens"]], [100 * live["accuracy"]], "*", color="C3", markersize=12,
-                label="adaptive, live answer_batch")
+    for section, color, text in ((report, "C3", "caps"), (mean or {}, "C4", "means")):
+        live = section.get("live")
+        if live:
+            ax.plot([live["tokens"]], [100 * live["accuracy"]], "*", color=color,
+                    markersize=12, label=f"adaptive, live answer_batch ({text})")
     ax.set(xlabel=f"total completion tokens for {report['test']['n']} test questions",
            ylabel="accuracy (%)", ylim=(-3, 103),
            title=f"adaptive vs uniform budgets, {report['model']}")
@@ -562,7 +676,7 @@ def main() -> None:
     config = Config([PRESETS[name] for name in args.levels.split(",")], bins=args.bins,
                     test_per_bin=args.test_per_bin, calib_per_bin=args.calib_per_bin,
                     test_seed=args.test_seed, calib_seed=args.calib_seed,
-                    top_share=args.top_share, live=args.live, cache=args.cache)
+                    top_share=args.top_share, live=args.live, plan=args.plan, cache=args.cache)
     backend = EmbeddedBackend(args.model, n_ctx=8192)
     with Engine(backend) as engine:
         report = run(engine, config, backend.model)
@@ -593,6 +707,10 @@ def _parse_args() -> argparse.Namespace:
                         help="IBPO cap on the share of queries at the top level")
     parser.add_argument("--live", default="reach",
                         help='live answer_batch budget: "reach", "none" or a token count')
+    parser.add_argument("--plan", choices=PLANS, default="cap",
+                        help="planning costs of the live answer_batch run: the caps "
+                             "(pre-registered) or the calibration split's mean spend (post "
+                             "hoc); both analyses are always computed from the cache")
     parser.add_argument("--cache", type=Path, default=Path("runs/adaptive_budget/outcomes.jsonl"),
                         help="per-(item, level) outcomes, so a killed run resumes")
     parser.add_argument("--plot-only", metavar="JSON",

@@ -49,6 +49,18 @@ def test_budget_level_checks_expected_tokens() -> None:
         BudgetLevel("x", "cot", expected_tokens=0)
 
 
+def test_budget_level_hard_cap_defaults_to_expected_tokens_and_may_differ() -> None:
+    assert BudgetLevel("x", "cot", expected_tokens=120.7).hard_cap == 120
+    assert BudgetLevel("x", "cot", expected_tokens=120.7, cap_tokens=256).hard_cap == 256
+    assert BudgetLevel("x", "cot", expected_tokens=120.7, cap_tokens=64).hard_cap == 64
+
+
+@pytest.mark.parametrize("cap", [0, -5, 12.5, True, "256"])
+def test_budget_level_checks_cap_tokens(cap: object) -> None:
+    with pytest.raises(ConfigError, match="cap_tokens"):
+        BudgetLevel("x", "cot", expected_tokens=10, cap_tokens=cap)  # type: ignore[arg-type]
+
+
 def _brute_force(acc: np.ndarray, cost: np.ndarray, budget: float, cap: int) -> float | None:
     best = None
     for levels in itertools.product(range(acc.shape[1]), repeat=acc.shape[0]):

@@ -10,11 +10,16 @@ from ponder.backends.base import Prompt
 from ponder.backends.scripted import ScriptedBackend
 from ponder.budget.allocate import BudgetLevel
 from ponder.budget.batch import answer_batch
-from ponder.budget.estimators import CalibrationTable, ProbeAgreement, ProbeAgreementParams
+from ponder.budget.estimators import (
+    CalibrationTable,
+    Estimate,
+    ProbeAgreement,
+    ProbeAgreementParams,
+)
 from ponder.engine import Engine
 from ponder.errors import BudgetExceeded
 from ponder.params import SamplingParams
-from ponder.strategies.base import Problem
+from ponder.strategies.base import Problem, RunContext
 
 LEVELS = [BudgetLevel("short", "cot", expected_tokens=20, max_tokens=20),
           BudgetLevel("long", "self-consistency", {"n": "3", "early_stop": "false"},
@@ -43,6 +48,48 @@ def test_scripted_batch_spends_long_levels_on_hard_queries_within_the_budget() -
     assert [a.strategy for a in result.answers] == ["cot", "self-consistency"] * 2
     assert result.completion_tokens <= 4 * 6 + 2 * 60 + 2 * 20
     assert all(a.answer == "7" for a in result.answers)
+
+
+class _Fixed:
+    """An estimator that knows the answer already (no calls, no tokens)."""
+
+    def __init__(self, accuracy: tuple[float, ...]) -> None:
+        self.accuracy = accuracy
+
+    async def estimate(self, problem: Problem, ctx: RunContext) -> Estimate:
+        return Estimate(0.0, self.accuracy)
+
+
+def _twelve_words(prompt: Prompt, params: SamplingParams) -> list[str]:
+    return [" ".join(["step"] * 10) + " Answer: 7"] * params.n
+
+
+@pytest.mark.parametrize(("cap_tokens", "spent", "answer"),
+                         [(None, 5, None), (50, 12, "7"), (3, 3, None)])
+def test_hard_cap_is_cap_tokens_not_the_planning_cost(cap_tokens: int | None, spent: int,
+                                                      answer: str | None) -> None:
+    # The plan costs 5 tokens a query either way; only the cap decides what a query may spend.
+    level = BudgetLevel("cot", "cot", expected_tokens=5, max_tokens=20, cap_tokens=cap_tokens)
+    result = asyncio.run(answer_batch(Engine(ScriptedBackend(_twelve_words)),
+                                      [Problem("q1"), Problem("q2")], [level], _Fixed((0.5,)),
+                                      total_tokens=10))
+    assert result.allocation.expected_tokens == pytest.approx(10)
+    assert [a.ledger.total().completion_tokens for a in result.answers] == [spent, spent]
+    assert [a.answer for a in result.answers] == [answer, answer]
+
+
+def test_allocator_plans_with_expected_tokens_when_caps_are_higher() -> None:
+    # Planned at 5 tokens, "long" fits both queries in 10; with its cap (12) as the cost
+    # it would not fit, so the cap must not leak into the plan.
+    levels = [BudgetLevel("short", "direct", {"max_tokens": "1"}, expected_tokens=1,
+                          max_tokens=1),
+              BudgetLevel("long", "cot", expected_tokens=5, max_tokens=20, cap_tokens=12)]
+    result = asyncio.run(answer_batch(Engine(ScriptedBackend(_twelve_words)),
+                                      [Problem("q1"), Problem("q2")], levels,
+                                      _Fixed((0.1, 0.9)), total_tokens=10))
+    assert result.allocation.levels == (1, 1)
+    assert result.completion_tokens == 24  # over the planned 10: caps, not the budget, bind
+    assert [a.answer for a in result.answers] == ["7", "7"]
 
 
 def test_probes_alone_over_budget_is_an_error() -> None:

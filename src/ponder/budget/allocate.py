@@ -35,16 +35,25 @@ METHODS: tuple[Method, ...] = ("auto", "milp", "greedy")
 class BudgetLevel:
     """One way to spend on a query: a strategy, its params and what it is expected to cost.
 
-    Example: ``BudgetLevel("sc4", "self-consistency", {"n": "4"}, expected_tokens=800)``.
+    ``expected_tokens`` is what the allocator plans with; ``cap_tokens`` is the hard
+    per-query cap ``answer_batch`` enforces. They differ on purpose when a level
+    usually spends far less than its cap (plan with the mean, cap at the maximum).
+
+    Example: ``BudgetLevel("sc4", "self-consistency", {"n": "4"}, expected_tokens=700,
+    cap_tokens=1024)``.
     """
 
     name: str
     strategy: str
     params: Mapping[str, Any] = field(default_factory=dict)
     expected_tokens: float = 0.0
-    """Expected completion tokens of one query at this level, > 0."""
+    """Expected completion tokens of one query at this level, > 0 (the planning cost)."""
     max_tokens: int | None = None
     """Per-sample cap for the request (None: the caller's default)."""
+    cap_tokens: int | None = None
+    """Hard cap on one query's completion tokens at this level, an int >= 1 (None: the cap
+    is ``int(expected_tokens)``, so a plan never spends more than its budget). It may be
+    above or below ``expected_tokens``; above it, a plan's spend can exceed its budget."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.strategy:
@@ -52,6 +61,16 @@ class BudgetLevel:
         if not (isinstance(self.expected_tokens, int | float) and self.expected_tokens > 0):
             raise ConfigError(f"level {self.name!r}: expected_tokens must be > 0, "
                               f"got {self.expected_tokens!r}")
+        if self.cap_tokens is not None and not (
+                isinstance(self.cap_tokens, int) and not isinstance(self.cap_tokens, bool)
+                and self.cap_tokens >= 1):
+            raise ConfigError(f"level {self.name!r}: cap_tokens must be an int >= 1 or None, "
+                              f"got {self.cap_tokens!r}")
+
+    @property
+    def hard_cap(self) -> int:
+        """The completion tokens one query at this level may spend."""
+        return self.cap_tokens if self.cap_tokens is not None else int(self.expected_tokens)
 
 
 @dataclass(frozen=True, slots=True)

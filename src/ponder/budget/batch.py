@@ -2,9 +2,13 @@
 
 Each query is probed (the estimator's calls are billed to that query's ledger),
 the probes' spend is taken off the budget, the rest is split by ``allocate``,
-and each query then runs its level's strategy with the level's
-``expected_tokens`` as a hard cap (``RunContext.max_total_tokens``). So the
-completion tokens in all the ledgers together never exceed ``total_tokens``.
+and each query then runs its level's strategy under the level's hard cap
+(``BudgetLevel.hard_cap``, via ``RunContext.max_total_tokens``). The allocator
+plans with ``expected_tokens``; when no level sets ``cap_tokens`` the cap is that
+same number, so the completion tokens in all the ledgers together never exceed
+``total_tokens``. A level whose ``cap_tokens`` is above its ``expected_tokens``
+(planning with the mean) makes ``total_tokens`` a planning target, not a bound:
+the spend is then bounded only by the probes plus the chosen levels' caps.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ async def answer_batch(engine: Engine, problems: Sequence[Problem],
 async def _run(engine: Engine, problem: Problem, level: BudgetLevel, ledger: Ledger,
                sampling: SamplingParams) -> Answer:
     strategy = engine.registry.create(level.strategy, dict(level.params))
-    cap = int(level.expected_tokens) + ledger.total().completion_tokens
+    cap = level.hard_cap + ledger.total().completion_tokens
     if level.max_tokens is not None:
         sampling = sampling.with_(max_tokens=level.max_tokens)
     try:
