@@ -183,7 +183,7 @@ async def arun_cell(engine: Engine, spec: CellSpec, out: Path, *,
     store = spec.sleep_store()
     side = SleepSide(out / SLEEP_STORES / store, engine.backend, engine.registry,
                      sleep_params(spec.sleep)) if store is not None and pending else None
-    firsts = first_items([item for _, item in items])
+    firsts = first_items([item for _, item in items]) if side is not None else set()
 
     async def one(index: int, item: EvalItem) -> dict[str, Any]:
         async with gate:

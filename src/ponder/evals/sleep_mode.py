@@ -80,6 +80,7 @@ class SleepSide:
     def __init__(self, directory: Path, backend: Backend, registry: Registry,
                  params: SleepParams) -> None:
         self.params = params
+        self.backend = backend
         directory.mkdir(parents=True, exist_ok=True)
         self.service = SleepService.open(f"sqlite:///{directory / CONTEXTS_FILE}", backend,
                                          registry=registry)
@@ -121,9 +122,8 @@ class SleepSide:
         context_id, learned = await self.learned(item)
         if charge_sleep:
             with Ledger.scope(phase="sleep", strategy=SLEEP_STRATEGY):
-                ledger.record(backend=self.service.backend.kind if self.service.backend
-                              else "?", model=learned.model, usage=learned.sleep_usage,
-                              seconds=learned.seconds)
+                ledger.record(backend=self.backend.kind, model=learned.model,
+                              usage=learned.sleep_usage, seconds=learned.seconds)
         answer = await self.service.aask(item.question, context_id, strategy=strategy,
                                          kind=item.kind, ledger=ledger, **options)
         answer.info["sleep"] = {"context": context_key(item),

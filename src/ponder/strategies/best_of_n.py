@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ponder.backends.base import Message
 from ponder.errors import BudgetExceeded, ConfigError
@@ -27,6 +27,8 @@ VerifierName = Literal["llm-judge", "agreement"]
 
 @dataclass(frozen=True, slots=True)
 class BestOfNParams:
+    owner: ClassVar[str] = "best-of-n"
+
     n: int = 4
     """Number of sampled chains, >= 1."""
     temperature: float = 0.7
@@ -36,7 +38,7 @@ class BestOfNParams:
     """Scorer when the request brings none: llm-judge or agreement."""
 
     def __post_init__(self) -> None:
-        check_n(self.n, "best-of-n")
+        check_n(self.n, self.owner)
 
 
 def check_n(n: object, owner: str, minimum: int = 1) -> None:

@@ -9,26 +9,20 @@ gave the winning answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ponder.strategies import prompts
 from ponder.strategies.base import Answer, Candidate, Problem, RunContext, Strategy
-from ponder.strategies.best_of_n import VerifierName, check_n, make_verifier, sample, score
+from ponder.strategies.best_of_n import BestOfNParams, make_verifier, sample, score
 from ponder.verifiers.answers import answers_equal, normalize_answer
 from ponder.verifiers.voting import vote
 
 
 @dataclass(frozen=True, slots=True)
-class WeightedBestOfNParams:
-    n: int = 4
-    """Number of sampled chains, >= 1."""
-    temperature: float = 0.7
-    max_tokens: int | None = None
-    """Per-sample cap; None uses the request's max_tokens."""
-    verifier: VerifierName = "llm-judge"
-    """Scorer when the request brings none: llm-judge or agreement."""
+class WeightedBestOfNParams(BestOfNParams):
+    """Best-of-n's knobs (n, temperature, max_tokens, verifier)."""
 
-    def __post_init__(self) -> None:
-        check_n(self.n, "weighted-best-of-n")
+    owner: ClassVar[str] = "weighted-best-of-n"
 
 
 class WeightedBestOfN(Strategy[WeightedBestOfNParams]):
